@@ -1,0 +1,225 @@
+"""Parameters, FLOPs and step timings: the paper's Table 7, measured.
+
+Two FLOP conventions:
+
+- ``count_flops`` uses PyTorch's own ``torch.utils.flop_counter``: it sees every
+  convolution and matrix product, functional ones included (RefConv's
+  ``F.conv2d``, MDTA's and EMA's ``@``). One multiply-add = 2 FLOPs.
+- ``count_flops(..., convention="modules")`` counts only ``nn.Conv2d`` and
+  ``nn.Linear`` modules, 2 FLOPs per multiply-add. That is close to what the
+  paper's ``thop`` profile saw: thop has rules for modules only, so functional
+  convs, matmuls, interpolation and norms count zero, and bare parameters are
+  missing from its parameter total. The gap between the two columns is the cost
+  of EMR-HRNet's attention that the paper's Table 7 does not show.
+
+FLOPs are counted on the ``meta`` device: no memory is allocated and nothing is
+computed, so even U-Net (VGG) at 512 px counts in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+__all__ = [
+    "count_parameters",
+    "count_flops",
+    "PAPER_TABLE7",
+    "efficiency_table",
+    "table_markdown",
+    "benchmark_steps",
+]
+
+# Paper Table 7 (GFLOPs by thop at num_classes=21; HRNet's row is at 480 px, the others at 512).
+PAPER_TABLE7 = {
+    "deeplabv3": {"params_M": 5.82, "GFLOPs": 53.03, "mIoU": 57.35},
+    "pspnet": {"params_M": 2.38, "GFLOPs": 6.03, "mIoU": 59.02},
+    "segformer": {"params_M": 3.72, "GFLOPs": 13.67, "mIoU": 58.84},
+    "unet_vgg": {"params_M": 24.89, "GFLOPs": 452.31, "mIoU": 58.40},
+    "hrnet": {"params_M": 29.55, "GFLOPs": 80.18, "mIoU": 59.38},
+    "emr_hrnet": {"params_M": 31.21, "GFLOPs": 82.15, "mIoU": 71.68},
+}
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (frozen buffers such as RefConv's base kernel are not parameters)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def _as_input_shape(input_size) -> tuple[int, int, int, int]:
+    if isinstance(input_size, int):
+        return (1, 3, input_size, input_size)
+    shape = tuple(input_size)
+    if len(shape) == 2:
+        return (1, 3, *shape)
+    if len(shape) == 4:
+        return shape
+    raise ValueError(f"input_size must be an int, (H, W) or (B, C, H, W), got {input_size!r}")
+
+
+def _module_flops(model: nn.Module, x: torch.Tensor) -> int:
+    total = 0
+
+    def hook(module, inputs, output):
+        nonlocal total
+        if isinstance(module, nn.Conv2d):
+            per_output = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+            total += 2 * output.numel() * per_output
+        elif isinstance(module, nn.Linear):
+            total += 2 * output.numel() * module.in_features
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    try:
+        model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return total
+
+
+@torch.no_grad()
+def count_flops(model: nn.Module, input_size=512, convention: str = "torch") -> int:
+    """FLOPs of one forward pass (2 per multiply-add) for ``input_size`` (int, (H, W) or (B, C, H, W)).
+
+    ``convention="torch"``: PyTorch's flop counter (all convs and matmuls).
+    ``convention="modules"``: conv and linear modules only (close to the paper's thop).
+    """
+    shape = _as_input_shape(input_size)
+    meta_model = copy.deepcopy(model).to("meta").eval()
+    x = torch.empty(shape, device="meta")
+    if convention == "modules":
+        return _module_flops(meta_model, x)
+    if convention != "torch":
+        raise ValueError(f"convention must be 'torch' or 'modules', got {convention!r}")
+    counter = FlopCounterMode(display=False)
+    with counter:
+        meta_model(x)
+    return counter.get_total_flops()
+
+
+def efficiency_table(
+    builder: Callable[..., nn.Module],
+    models: Sequence[str],
+    sizes: Sequence[int] = (480, 512),
+    classes: Sequence[int] = (21, 2),
+    progress: bool = True,
+) -> list[dict]:
+    """One row per (model, num_classes, size): parameters, GFLOPs in both conventions, paper values."""
+    from tqdm.auto import tqdm
+
+    rows = []
+    jobs = [(name, nc) for name in models for nc in classes]
+    for name, nc in tqdm(jobs, desc="efficiency", disable=not progress):
+        model = builder(name, num_classes=nc)
+        params = count_parameters(model)
+        for size in sizes:
+            paper = PAPER_TABLE7.get(name, {})
+            rows.append(
+                {
+                    "model": name,
+                    "num_classes": nc,
+                    "size": size,
+                    "params_M": params / 1e6,
+                    "GFLOPs_torch": count_flops(model, size) / 1e9,
+                    "GFLOPs_modules": count_flops(model, size, convention="modules") / 1e9,
+                    "paper_params_M": paper.get("params_M"),
+                    "paper_GFLOPs": paper.get("GFLOPs"),
+                }
+            )
+    return rows
+
+
+def table_markdown(rows: list[dict], columns: Sequence[str] | None = None, floatfmt: str = ".2f") -> str:
+    """A GitHub-flavoured markdown table of ``rows`` (missing values shown as "-")."""
+    columns = list(columns or rows[0].keys())
+
+    def fmt(value) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, float):
+            return format(value, floatfmt)
+        return str(value)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(fmt(row.get(c)) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> None:
+    model.train()
+    optimizer.zero_grad(set_to_none=True)
+    F.cross_entropy(model(x), y).backward()
+    optimizer.step()
+
+
+@torch.no_grad()
+def _inference_step(model: nn.Module, x: torch.Tensor) -> None:
+    model.eval()
+    model(x)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def benchmark_steps(
+    models: dict[str, nn.Module],
+    batch_size: int = 4,
+    size: int = 224,
+    repeats: int = 5,
+    warmup: int = 1,
+    device: str | torch.device = "cpu",
+    num_classes: int = 2,
+    seed: int = 0,
+) -> dict[str, dict]:
+    """Time a training step and an inference step of each model, side by side.
+
+    Models alternate within every repetition (so drifts in machine load hit all of
+    them alike) and the median over ``repeats`` is reported, in seconds, with the
+    ratio to the first model. Speeds must be compared as these ratios, from one run.
+    """
+    device = torch.device(device)
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.rand(batch_size, 3, size, size, generator=generator).to(device)
+    y = torch.randint(0, num_classes, (batch_size, size, size), generator=generator).to(device)
+    optimizers = {}
+    for name, model in models.items():
+        model.to(device)
+        optimizers[name] = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    times = {name: {"train": [], "infer": []} for name in models}
+    for rep in range(warmup + repeats):
+        for name, model in models.items():
+            for kind in ("train", "infer"):
+                _sync(device)
+                start = time.perf_counter()
+                if kind == "train":
+                    _train_step(model, optimizers[name], x, y)
+                else:
+                    _inference_step(model, x)
+                _sync(device)
+                if rep >= warmup:
+                    times[name][kind].append(time.perf_counter() - start)
+    first = next(iter(models))
+    result = {}
+    for name in models:
+        train_s = statistics.median(times[name]["train"])
+        infer_s = statistics.median(times[name]["infer"])
+        result[name] = {
+            "train_step_s": train_s,
+            "infer_step_s": infer_s,
+            "train_images_per_s": batch_size / train_s,
+            "infer_images_per_s": batch_size / infer_s,
+            "train_ratio": train_s / statistics.median(times[first]["train"]),
+            "infer_ratio": infer_s / statistics.median(times[first]["infer"]),
+            "train_times_s": times[name]["train"],
+            "infer_times_s": times[name]["infer"],
+        }
+    return result

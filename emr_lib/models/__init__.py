@@ -1,0 +1,74 @@
+"""Models: one entry point, :func:`build_model`, and the blocks they are made of.
+
+>>> from emr_lib.models import build_model, list_models
+>>> model = build_model("emr_hrnet", num_classes=2, width="18_small")
+
+Every model maps (B, 3, H, W) to logits (B, num_classes, H, W) for H, W divisible by 32.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from torch import nn
+
+from .blocks import CBAM, DEMA, EMA, GAM, MDTA, RAD, AttentionBasicBlock, ParNetAttention, RefConv
+from .comparison import SMP_MODELS, smp_model
+from .hrnet import HRNetV2, RMAPyramid, emr_hrnet, hrnet
+from .weights import PretrainedWeightsError
+
+__all__ = [
+    "build_model",
+    "list_models",
+    "deploy",
+    "EMA",
+    "MDTA",
+    "RefConv",
+    "DEMA",
+    "RAD",
+    "CBAM",
+    "GAM",
+    "ParNetAttention",
+    "AttentionBasicBlock",
+    "HRNetV2",
+    "RMAPyramid",
+    "PretrainedWeightsError",
+]
+
+_BUILDERS = {"hrnet": hrnet, "emr_hrnet": emr_hrnet} | {name: partial(smp_model, name) for name in SMP_MODELS}
+
+
+def list_models() -> list[str]:
+    """Names accepted by :func:`build_model`."""
+    return list(_BUILDERS)
+
+
+def build_model(name: str, num_classes: int = 2, **options) -> nn.Module:
+    """Build model ``name`` (see :func:`list_models`) with ``num_classes`` output channels.
+
+    Options by model:
+        hrnet: ``width`` (18, 32, 48, "18_small"; default 32), ``dropout`` (0), ``pretrained``.
+        emr_hrnet: ``width``, ``dema`` (True), ``rma`` (True), ``block`` ("dema", "gam",
+            "parnet", "cbam"), ``dilation``, ``dropout`` (0.5), ``pretrained``.
+        deeplabv3, pspnet, segformer, unet_vgg, se_unet: ``pretrained`` and smp options.
+
+    ``pretrained`` is False (default, builds offline), True (downloads ImageNet weights,
+    needs a network) or the path of a local weights file.
+    """
+    if name not in _BUILDERS:
+        raise ValueError(f"unknown model {name!r}; choose one of {list_models()}")
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be at least 1, got {num_classes}")
+    return _BUILDERS[name](num_classes=num_classes, **options)
+
+
+def deploy(model: nn.Module) -> nn.Module:
+    """Convert a model for inference, in place: every :class:`RefConv` becomes a plain conv.
+
+    Returns the model in eval mode. Outputs are unchanged (up to float rounding).
+    """
+    for parent in list(model.modules()):
+        for child_name, child in list(parent.named_children()):
+            if isinstance(child, RefConv):
+                setattr(parent, child_name, child.to_conv())
+    return model.eval()

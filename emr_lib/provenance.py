@@ -1,0 +1,46 @@
+"""Where a result came from: commit, library versions, machine, time."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+from . import __version__
+
+
+def git_commit(path: str | Path | None = None) -> str:
+    """The current commit (with ``+dirty`` when the tree has changes), or ``"unknown"``."""
+    cwd = Path(path or Path(__file__).resolve().parent)
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True
+        ).stdout.strip()
+        return commit + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def device_name(device: torch.device | str | None = None) -> str:
+    device = torch.device(device or "cpu")
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{device.type} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def provenance(device: torch.device | str | None = None) -> dict:
+    """Plain metadata to store beside every table, figure or run record."""
+    return {
+        "commit": git_commit(),
+        "emr_lib": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": device_name(device),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    }

@@ -1,0 +1,41 @@
+"""The project's own files agree with each other (environment.yml, pyproject.toml, README, CI)."""
+
+import re
+import tomllib
+
+import yaml
+from conftest import REPO
+
+CONDA_TO_PIP = {"pytorch": "torch"}
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~ \[]", requirement, maxsplit=1)[0].strip().lower()
+
+
+def test_environment_yml_matches_pyproject():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    conda = [d for d in env["dependencies"] if isinstance(d, str)]
+    conda_names = {CONDA_TO_PIP.get(_name(d), _name(d)) for d in conda} - {"python", "pip"}
+    pip_names = {_name(d) for d in project["dependencies"]}
+    assert conda_names == pip_names
+    assert "conda-forge" in env["channels"]
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    extras = set(project["optional-dependencies"])
+    assert pip_section == [f"-e .[{','.join(sorted(extras))}]"]
+
+
+def test_extras_hold_what_the_notebooks_and_tests_need():
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    notebooks = {_name(d) for d in extras["notebooks"]}
+    assert {"jupyterlab", "ipywidgets", "papermill", "ipykernel", "matplotlib"} <= notebooks
+    assert {"pytest", "nbval", "papermill"} <= {_name(d) for d in extras["test"]}
+
+
+def test_ci_runs_exactly_the_readme_commands():
+    readme = (REPO / "README.md").read_text()
+    ci = (REPO / ".ci" / "run").read_text()
+    for marker in ("ci:install", "ci:test"):
+        assert f"<!-- {marker} -->" in readme
+        assert marker in ci
