@@ -1,0 +1,32 @@
+"""Data: real datasets, large-scene tiling, the synthetic default and splits.
+
+See ``data/README.md`` for how to obtain and prepare the real datasets.
+"""
+
+from .datasets import BijieDataset, FolderDataset, SegmentationFiles, open_dataset, to_item
+from .io import DataError, read_image, read_mask
+from .prepare import prepare_dataset, safe_extract
+from .splits import ABLATION_SPLIT, PAPER_SPLIT, load_splits, make_splits, save_splits
+from .synthetic import SyntheticLandslides
+from .tiles import SceneTiles, tile_scene
+
+__all__ = [
+    "BijieDataset",
+    "FolderDataset",
+    "SegmentationFiles",
+    "SyntheticLandslides",
+    "DataError",
+    "open_dataset",
+    "read_image",
+    "read_mask",
+    "to_item",
+    "tile_scene",
+    "SceneTiles",
+    "make_splits",
+    "save_splits",
+    "load_splits",
+    "PAPER_SPLIT",
+    "ABLATION_SPLIT",
+    "prepare_dataset",
+    "safe_extract",
+]

@@ -1,0 +1,214 @@
+"""Landslide segmentation datasets.
+
+Every dataset is a ``torch.utils.data.Dataset`` whose items are dicts:
+
+- ``image``: float32 tensor (3, H, W), values in [0, 1] (no normalisation: the paper
+  scales by 1/255 only);
+- ``mask``: int64 tensor (H, W), 0 = background, 1 = landslide;
+- ``name``: the sample's file stem.
+
+An optional ``transform(image, mask) -> (image, mask)`` works on NumPy arrays
+(uint8 (H, W, 3) and uint8 (H, W)) before the tensors are made; see
+:mod:`emr_lib.augment`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .io import DataError, list_images, read_image, read_mask
+
+__all__ = ["Sample", "SegmentationFiles", "BijieDataset", "FolderDataset", "to_item", "open_dataset"]
+
+Transform = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def to_item(image: np.ndarray, mask: np.ndarray, name: str) -> dict:
+    """NumPy image (H, W, 3) uint8 and mask (H, W) -> the item dict of every dataset here."""
+    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+    return {"image": tensor, "mask": torch.from_numpy(np.ascontiguousarray(mask)).long(), "name": name}
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str
+    image: Path
+    mask: Path | None  # None: an image known to hold no landslide (all-background mask)
+
+
+class SegmentationFiles(Dataset):
+    """Image/mask pairs on disk; the base of :class:`BijieDataset` and :class:`FolderDataset`."""
+
+    def __init__(self, samples: list[Sample], transform: Transform | None = None, mask_threshold: int | None = None):
+        self.samples = samples
+        self.transform = transform
+        self.mask_threshold = mask_threshold
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.samples]
+
+    def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The untransformed image (H, W, 3) uint8 and mask (H, W) uint8 0/1 of sample ``index``."""
+        sample = self.samples[index]
+        image = read_image(sample.image)
+        if sample.mask is None:
+            return image, np.zeros(image.shape[:2], np.uint8)
+        mask = read_mask(sample.mask, self.mask_threshold)
+        if mask.shape != image.shape[:2]:
+            raise DataError(
+                f"image {sample.image} is {image.shape[1]}x{image.shape[0]} but its mask {sample.mask} is "
+                f"{mask.shape[1]}x{mask.shape[0]} (width x height); they must be the same size"
+            )
+        return image, mask
+
+    def __getitem__(self, index: int) -> dict:
+        image, mask = self.read(index)
+        if self.transform is not None:
+            image, mask = self.transform(image, mask)
+        return to_item(image, mask, self.samples[index].name)
+
+    def validate(self, progress: bool = True) -> list[str]:
+        """Read every pair once; return one message per problem (empty when all is well)."""
+        from tqdm.auto import tqdm
+
+        problems = []
+        for i in tqdm(range(len(self)), desc="checking", disable=not progress):
+            try:
+                self.read(i)
+            except DataError as err:
+                problems.append(str(err))
+        return problems
+
+    def subset(self, names: Iterable[str]) -> SegmentationFiles:
+        """The same dataset restricted to ``names`` (in that order)."""
+        by_name = {s.name: s for s in self.samples}
+        names = list(names)
+        missing = [n for n in names if n not in by_name]
+        if missing:
+            raise DataError(
+                f"{len(missing)} name(s) are not in this dataset, e.g. {missing[:5]}; "
+                "was the split made for another dataset?"
+            )
+        return SegmentationFiles([by_name[n] for n in names], self.transform, self.mask_threshold)
+
+
+def _pair(images: dict[str, Path], masks: dict[str, Path], images_dir: Path, masks_dir: Path) -> list[Sample]:
+    only_images = sorted(set(images) - set(masks))
+    only_masks = sorted(set(masks) - set(images))
+    if only_images or only_masks:
+        parts = []
+        if only_images:
+            parts.append(
+                f"{len(only_images)} image(s) in {images_dir} have no mask in {masks_dir}, "
+                f"e.g. {images[only_images[0]].name}"
+            )
+        if only_masks:
+            parts.append(
+                f"{len(only_masks)} mask(s) in {masks_dir} have no image in {images_dir}, "
+                f"e.g. {masks[only_masks[0]].name}"
+            )
+        raise DataError("; ".join(parts) + ". Images and masks are matched by file name without extension.")
+    return [Sample(name, images[name], masks[name]) for name in sorted(images)]
+
+
+class FolderDataset(SegmentationFiles):
+    """Two folders of images and masks matched by file stem (Sichuan, Luding, your own data).
+
+    Layout::
+
+        images_dir/<name>.png|.jpg|.tif   RGB (or grey) images
+        masks_dir/<name>.png              masks, same size: 0/1 or 0/255 single-channel,
+                                          palette (index 1 = landslide) or RGB
+
+    Args:
+        names: keep only these samples (e.g. a split), in this order.
+        mask_threshold: None (masks must hold 0/1/255) or a threshold for lossy masks.
+    """
+
+    def __init__(
+        self,
+        images_dir: str | Path,
+        masks_dir: str | Path,
+        transform: Transform | None = None,
+        names: Iterable[str] | None = None,
+        mask_threshold: int | None = None,
+    ):
+        images_dir, masks_dir = Path(images_dir), Path(masks_dir)
+        samples = _pair(list_images(images_dir, "images"), list_images(masks_dir, "masks"), images_dir, masks_dir)
+        super().__init__(samples, transform, mask_threshold)
+        if names is not None:
+            self.samples = self.subset(names).samples
+
+
+class BijieDataset(SegmentationFiles):
+    """The Bijie landslide dataset (Ji et al. 2020) in its official folder layout.
+
+    Layout (http://gpcv.whu.edu.cn/data/Bijie_pages.html)::
+
+        root/landslide/image/<name>.png       landslide images (any size)
+        root/landslide/mask/<name>.png        masks, same names: 0/255 (official) or 0/1
+        root/non-landslide/image/<name>.png   images without landslides (all-background masks)
+        root/landslide/dem, polygon_coordinate, non-landslide/dem   optional, not used
+
+    Args:
+        names: keep only these samples (e.g. a split), in this order.
+        include_non_landslide: add the non-landslide images (default True).
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        names: Iterable[str] | None = None,
+        include_non_landslide: bool = True,
+        transform: Transform | None = None,
+        mask_threshold: int | None = None,
+    ):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DataError(f"Bijie dataset folder not found: {self.root}. See data/README.md to download it.")
+        if not (self.root / "landslide").is_dir():
+            raise DataError(
+                f"{self.root} is not in the Bijie layout: expected {self.root / 'landslide' / 'image'} "
+                "and landslide/mask (see data/README.md)"
+            )
+        images_dir, masks_dir = self.root / "landslide" / "image", self.root / "landslide" / "mask"
+        samples = _pair(
+            list_images(images_dir, "landslide images"),
+            list_images(masks_dir, "landslide masks"),
+            images_dir,
+            masks_dir,
+        )
+        self.num_landslide = len(samples)
+        non_dir = self.root / "non-landslide" / "image"
+        if include_non_landslide and non_dir.is_dir():
+            landslide_names = {s.name for s in samples}
+            for name, path in list_images(non_dir, "non-landslide images").items():
+                if name in landslide_names:
+                    raise DataError(f"{path} has the same name as a landslide image; names must be unique")
+                samples.append(Sample(name, path, None))
+        super().__init__(samples, transform, mask_threshold)
+        if names is not None:
+            self.samples = self.subset(names).samples
+
+
+def open_dataset(path: str | Path, **options) -> SegmentationFiles:
+    """Open a dataset folder by its layout: Bijie's official layout, or ``images/`` + ``masks/``."""
+    path = Path(path)
+    if (path / "landslide" / "image").is_dir():
+        return BijieDataset(path, **options)
+    if (path / "images").is_dir() and (path / "masks").is_dir():
+        return FolderDataset(path / "images", path / "masks", **options)
+    raise DataError(
+        f"{path} is neither in the Bijie layout (landslide/image, landslide/mask) nor an images/ + masks/ "
+        "folder. Prepare downloads with `python -m emr_lib data prepare` (see data/README.md)."
+    )

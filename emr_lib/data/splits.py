@@ -1,0 +1,75 @@
+"""Seeded, reproducible splits saved as plain text files of sample names.
+
+Splits are made on the original images, before any augmentation, so that no
+augmented copy of a test image can leak into training: :func:`emr_lib.augment.expand_dataset`
+only ever expands the ``train`` list.
+
+- ``PAPER_SPLIT`` = 6:2:2 train/val/test (the paper's Tables 2 and 3);
+- ``ABLATION_SPLIT`` = 4:1 train/test (the paper's Table 4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .io import DataError
+
+__all__ = ["PAPER_SPLIT", "ABLATION_SPLIT", "make_splits", "save_splits", "load_splits"]
+
+PAPER_SPLIT = {"train": 0.6, "val": 0.2, "test": 0.2}
+ABLATION_SPLIT = {"train": 0.8, "test": 0.2}
+
+
+def make_splits(names: Iterable[str], ratios: dict[str, float] | None = None, seed: int = 0) -> dict[str, list[str]]:
+    """Shuffle ``names`` with ``seed`` and cut them by ``ratios`` (default 6:2:2).
+
+    The result depends only on the set of names, the ratios and the seed, not on the
+    order the names come in. Every name lands in exactly one split.
+    """
+    ratios = dict(PAPER_SPLIT if ratios is None else ratios)
+    names = sorted(set(names))
+    if not names:
+        raise DataError("cannot split an empty list of names")
+    if any(r < 0 for r in ratios.values()) or not np.isclose(sum(ratios.values()), 1.0):
+        raise ValueError(f"split ratios must be non-negative and sum to 1, got {ratios}")
+    order = np.random.default_rng(seed).permutation(len(names))
+    bounds = np.round(np.cumsum(list(ratios.values())) * len(names)).astype(int)
+    splits, start = {}, 0
+    for key, end in zip(ratios, bounds):
+        splits[key] = [names[i] for i in order[start:end]]
+        start = end
+    return splits
+
+
+def save_splits(splits: dict[str, Sequence[str]], folder: str | Path) -> Path:
+    """Write ``<split>.txt`` files (one name a line) in ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for key, names in splits.items():
+        (folder / f"{key}.txt").write_text("".join(f"{n}\n" for n in names))
+    return folder
+
+
+def load_splits(folder: str | Path, keys: Sequence[str] | None = None) -> dict[str, list[str]]:
+    """Read ``<split>.txt`` files of ``folder`` (all of them, or ``keys``)."""
+    folder = Path(folder)
+    files = [folder / f"{k}.txt" for k in keys] if keys else sorted(folder.glob("*.txt"))
+    if not files:
+        raise DataError(f"no split files (*.txt) in {folder}; make them with emr_lib.data.make_splits")
+    splits = {}
+    for path in files:
+        if not path.is_file():
+            raise DataError(f"split file not found: {path}")
+        splits[path.stem] = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    seen: dict[str, str] = {}
+    for key, names in splits.items():
+        for name in names:
+            if name in seen:
+                raise DataError(
+                    f"{name!r} is in both {seen[name]}.txt and {key}.txt in {folder}: splits must not overlap"
+                )
+            seen[name] = key
+    return splits

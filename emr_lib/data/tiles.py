@@ -1,0 +1,135 @@
+"""Cutting a large scene (a UAV orthophoto and its mask) into training tiles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from torch.utils.data import Dataset
+
+from .datasets import Transform, to_item
+from .io import DataError, read_image, read_mask, to_binary_mask
+
+__all__ = ["TileWindow", "SceneTiles", "tile_scene", "tile_positions"]
+
+
+@dataclass(frozen=True)
+class TileWindow:
+    y: int
+    x: int
+    size: int
+    nodata_fraction: float
+
+
+def tile_positions(length: int, tile: int, stride: int) -> list[int]:
+    """Start offsets covering ``[0, length)`` with windows of ``tile``; the last one is flush with the end."""
+    if length < tile:
+        raise DataError(f"the scene ({length} px) is smaller than one tile ({tile} px); use a smaller tile")
+    positions = list(range(0, length - tile + 1, stride))
+    if positions[-1] != length - tile:
+        positions.append(length - tile)
+    return positions
+
+
+class SceneTiles(Dataset):
+    """Tiles of one scene, kept as windows into the scene array (a tile is copied only when read).
+
+    Items are dicts like every dataset of the kit; names are ``<scene>_y<row>_x<col>``.
+    """
+
+    def __init__(
+        self,
+        image: np.ndarray,
+        mask: np.ndarray,
+        windows: list[TileWindow],
+        name: str = "scene",
+        transform: Transform | None = None,
+    ):
+        self.image, self.mask, self.windows, self.name, self.transform = image, mask, windows, name, transform
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    @property
+    def names(self) -> list[str]:
+        return [f"{self.name}_y{w.y:05d}_x{w.x:05d}" for w in self.windows]
+
+    def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        w = self.windows[index]
+        window = (slice(w.y, w.y + w.size), slice(w.x, w.x + w.size))
+        return self.image[window].copy(), self.mask[window].copy()
+
+    def __getitem__(self, index: int) -> dict:
+        image, mask = self.read(index)
+        if self.transform is not None:
+            image, mask = self.transform(image, mask)
+        return to_item(image, mask, self.names[index])
+
+    def coverage(self) -> float:
+        """Share of the scene's pixels that lie in at least one tile."""
+        covered = np.zeros(self.mask.shape, bool)
+        for w in self.windows:
+            covered[w.y : w.y + w.size, w.x : w.x + w.size] = True
+        return float(covered.mean())
+
+    def save(self, folder: str | Path, progress: bool = True) -> Path:
+        """Write ``images/<tile>.png`` and ``masks/<tile>.png`` (0/1) under ``folder``."""
+        from tqdm.auto import tqdm
+
+        folder = Path(folder)
+        (folder / "images").mkdir(parents=True, exist_ok=True)
+        (folder / "masks").mkdir(parents=True, exist_ok=True)
+        for i, name in enumerate(tqdm(self.names, desc="tiles", disable=not progress)):
+            image, mask = self.read(i)
+            Image.fromarray(image).save(folder / "images" / f"{name}.png")
+            Image.fromarray(mask).save(folder / "masks" / f"{name}.png")
+        return folder
+
+
+def tile_scene(
+    image: str | Path | np.ndarray,
+    mask: str | Path | np.ndarray | None = None,
+    tile: int = 512,
+    stride: int | None = None,
+    max_nodata: float = 0.5,
+    nodata: int | tuple[int, int, int] = 0,
+    name: str | None = None,
+    transform: Transform | None = None,
+) -> SceneTiles:
+    """Cut a scene into ``tile`` x ``tile`` windows every ``stride`` pixels (default: no overlap).
+
+    A pixel is no-data when all its channels equal ``nodata`` (black outside the flown
+    area of an orthophoto); windows with more than ``max_nodata`` of such pixels are
+    skipped. The scene is read once and tiles are views into it, so memory stays at
+    about the scene's own size. ``mask`` may be None for inference (all background).
+    """
+    stride = stride or tile
+    if tile < 1 or stride < 1:
+        raise ValueError(f"tile and stride must be positive, got tile={tile}, stride={stride}")
+    if isinstance(image, (str, Path)):
+        name = name or Path(image).parent.name or Path(image).stem
+        image = read_image(image)
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise DataError(f"scene image must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
+    if mask is None:
+        mask = np.zeros(image.shape[:2], np.uint8)
+    elif isinstance(mask, (str, Path)):
+        mask_path = mask
+        mask = read_mask(mask)
+        if mask.shape != image.shape[:2]:
+            raise DataError(f"mask {mask_path} is {mask.shape[::-1]} but the scene is {image.shape[1::-1]} (w x h)")
+    else:
+        mask = to_binary_mask(np.asarray(mask))
+    if mask.shape != image.shape[:2]:
+        raise DataError(f"mask shape {mask.shape} differs from the scene's {image.shape[:2]}")
+    nodata_value = np.asarray(nodata, np.uint8).reshape(-1)
+    windows = []
+    for y in tile_positions(image.shape[0], tile, stride):
+        for x in tile_positions(image.shape[1], tile, stride):
+            fraction = float(np.all(image[y : y + tile, x : x + tile] == nodata_value, axis=2).mean())
+            if fraction <= max_nodata:
+                windows.append(TileWindow(y, x, tile, fraction))
+    return SceneTiles(image, mask, windows, name or "scene", transform)

@@ -1,0 +1,253 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from emr_lib.data import (
+    BijieDataset,
+    DataError,
+    FolderDataset,
+    SyntheticLandslides,
+    load_splits,
+    make_splits,
+    open_dataset,
+    save_splits,
+    tile_scene,
+)
+
+
+def _write(path, array):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+
+
+def _pair_folder(root, n=3, size=32, mask_scale=1):
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        _write(root / "images" / f"s{i}.png", rng.integers(0, 255, (size, size, 3), dtype=np.uint8))
+        mask = np.zeros((size, size), np.uint8)
+        mask[4:12, 5:20] = mask_scale
+        _write(root / "masks" / f"s{i}.png", mask)
+    return root
+
+
+# --- the real Bijie data -------------------------------------------------------------------
+
+
+@pytest.mark.real_data
+def test_bijie_counts_shapes_and_values(real_data):
+    dataset = BijieDataset(real_data / "bijie-224")
+    assert len(dataset) == 770 + 154
+    assert dataset.num_landslide == 770
+    assert len(BijieDataset(real_data / "bijie-224", include_non_landslide=False)) == 770
+    item = dataset[0]
+    assert item["image"].dtype == torch.float32 and item["image"].shape == (3, 224, 224)
+    assert 0 <= item["image"].min() and item["image"].max() <= 1
+    assert item["mask"].dtype == torch.int64 and item["mask"].shape == (224, 224)
+    assert set(item["mask"].unique().tolist()) <= {0, 1}
+    assert item["name"] == dataset.names[0]
+    non_landslide = dataset[len(dataset) - 1]
+    assert non_landslide["mask"].sum() == 0
+
+
+@pytest.mark.real_data
+def test_bijie_landslide_fraction_statistics(real_data):
+    dataset = BijieDataset(real_data / "bijie-224", include_non_landslide=False)
+    fractions = np.array([dataset.read(i)[1].mean() for i in range(len(dataset))])
+    assert 0.07 < fractions.mean() < 0.13  # the data README: mean about 10 %
+    assert fractions.min() > 0 and fractions.max() < 0.5
+
+
+@pytest.mark.real_data
+def test_bijie_official_layout_with_0_255_masks(real_data, tmp_path):
+    source = BijieDataset(real_data / "bijie-224")
+    names = source.names[:3]
+    for name in names:
+        image, mask = source.read(source.names.index(name))
+        _write(tmp_path / "landslide" / "image" / f"{name}.png", image)
+        _write(tmp_path / "landslide" / "mask" / f"{name}.png", mask * 255)
+    (tmp_path / "landslide" / "dem").mkdir()  # optional folders are ignored
+    copy = BijieDataset(tmp_path)
+    assert copy.names == names
+    for i, name in enumerate(names):
+        assert np.array_equal(copy.read(i)[1], source.read(source.names.index(name))[1])
+
+
+@pytest.mark.real_data
+def test_bijie_names_select_a_split(real_data):
+    root = real_data / "bijie-224"
+    names = BijieDataset(root).names
+    picked = [names[5], names[800], names[2]]
+    assert BijieDataset(root, names=picked).names == picked
+    with pytest.raises(DataError, match="not in this dataset"):
+        BijieDataset(root, names=["no_such_image"])
+
+
+@pytest.fixture(scope="module")
+def uav_scene():
+    from conftest import real_data_root
+
+    root = real_data_root() / "uav-road"
+    if not root.is_dir():
+        pytest.skip("UAV scene not found")
+    from emr_lib.data import read_image, read_mask
+
+    return read_image(root / "image.png"), read_mask(root / "mask.png")
+
+
+@pytest.mark.real_data
+def test_uav_scene_tiling_skips_nodata_and_covers_the_scene(real_data, uav_scene):
+    image, mask = uav_scene
+    assert image.shape == (7680, 6144, 3)
+    everything = tile_scene(image, mask, tile=512, max_nodata=1.0)
+    assert len(everything) == 15 * 12
+    assert everything.coverage() == 1.0
+    tiles = tile_scene(image, mask, tile=512, max_nodata=0.5)
+    assert 0 < len(tiles) < len(everything)  # the black border around the flight is skipped
+    assert all(w.nodata_fraction <= 0.5 for w in tiles.windows)
+    item = tiles[0]
+    assert item["image"].shape == (3, 512, 512) and item["mask"].shape == (512, 512)
+    landslide = np.mean([tiles.read(i)[1].mean() for i in range(len(tiles))])
+    assert landslide > 0.16  # landslides sit inside the flown area, so kept tiles hold more of them
+
+
+def test_tiling_with_overlap_reaches_the_borders():
+    image = np.full((100, 130, 3), 50, np.uint8)
+    image[:, :40] = 0  # no-data strip
+    tiles = tile_scene(image, np.zeros((100, 130), np.uint8), tile=32, stride=24, max_nodata=0.5)
+    xs = sorted({w.x for w in tiles.windows})
+    ys = sorted({w.y for w in tiles.windows})
+    assert xs[-1] == 130 - 32 and ys[-1] == 100 - 32 and ys[0] == 0
+    assert min(xs) >= 24  # the windows inside the strip were skipped
+    with pytest.raises(DataError, match="smaller than one tile"):
+        tile_scene(image[:20], tile=32)
+
+
+def test_tile_scene_saves_a_folder_dataset(tmp_path):
+    image = np.random.default_rng(0).integers(1, 255, (64, 96, 3), dtype=np.uint8)
+    mask = np.zeros((64, 96), np.uint8)
+    mask[10:30, 40:70] = 1
+    tiles = tile_scene(image, mask, tile=32)
+    tiles.save(tmp_path)
+    folder = FolderDataset(tmp_path / "images", tmp_path / "masks")
+    assert len(folder) == 6
+    assert sum(folder.read(i)[1].sum() for i in range(len(folder))) == mask.sum()
+
+
+# --- the synthetic default -------------------------------------------------------------------
+
+
+def test_synthetic_is_deterministic_and_independent_of_n():
+    a, b = SyntheticLandslides(5, size=64, seed=3), SyntheticLandslides(50, size=64, seed=3)
+    for i in range(5):
+        assert np.array_equal(a.read(i)[0], b.read(i)[0]) and np.array_equal(a.read(i)[1], b.read(i)[1])
+    assert not np.array_equal(a.read(0)[0], SyntheticLandslides(5, size=64, seed=4).read(0)[0])
+
+
+def test_synthetic_items_and_statistics():
+    dataset = SyntheticLandslides(100, size=128, seed=0)
+    item = dataset[0]
+    assert item["image"].shape == (3, 128, 128) and item["image"].dtype == torch.float32
+    assert item["mask"].dtype == torch.int64 and item["name"] == "synthetic_00000"
+    fractions = np.array([dataset.read(i)[1].mean() for i in range(len(dataset))])
+    assert 0.05 < fractions.mean() < 0.15 and fractions.min() > 0  # like Bijie: about 10 %
+    image, mask = dataset.read(1)
+    # scars are bare soil: redder and brighter than the vegetation around them
+    assert image[mask == 1].mean(0)[0] > image[mask == 0].mean(0)[0] + 30
+
+
+def test_synthetic_empty_share_and_save(tmp_path):
+    dataset = SyntheticLandslides(20, size=64, seed=0, p_empty=1.0)
+    assert all(dataset.read(i)[1].sum() == 0 for i in range(20))
+    SyntheticLandslides(4, size=64).save(tmp_path)
+    assert len(open_dataset(tmp_path)) == 4
+
+
+# --- splits ----------------------------------------------------------------------------------
+
+
+def test_splits_are_reproducible_disjoint_and_complete(tmp_path):
+    names = [f"img{i:03d}" for i in range(924)]
+    splits = make_splits(names, seed=1)
+    assert [len(splits[k]) for k in ("train", "val", "test")] == [554, 185, 185]
+    assert splits == make_splits(list(reversed(names)), seed=1)  # order of input does not matter
+    assert splits != make_splits(names, seed=2)
+    assert sorted(sum(splits.values(), [])) == names
+    save_splits(splits, tmp_path)
+    assert load_splits(tmp_path) == splits
+    ablation = make_splits(names, {"train": 0.8, "test": 0.2})
+    assert len(ablation["train"]) == 739 and not set(ablation["train"]) & set(ablation["test"])
+
+
+def test_overlapping_split_files_are_rejected(tmp_path):
+    save_splits({"train": ["a", "b"], "test": ["b"]}, tmp_path)
+    with pytest.raises(DataError, match="must not overlap"):
+        load_splits(tmp_path)
+
+
+# --- bad input: one clear error naming the file --------------------------------------------
+
+
+def test_missing_and_empty_folders(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        FolderDataset(tmp_path / "nope", tmp_path / "masks")
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    with pytest.raises(DataError, match="holds no image files"):
+        FolderDataset(tmp_path / "images", tmp_path / "masks")
+    with pytest.raises(DataError, match="Bijie dataset folder not found"):
+        BijieDataset(tmp_path / "bijie")
+    with pytest.raises(DataError, match="neither in the Bijie layout"):
+        open_dataset(tmp_path / "images")
+
+
+def test_image_without_mask_and_mask_without_image(tmp_path):
+    root = _pair_folder(tmp_path)
+    (root / "masks" / "s1.png").unlink()
+    with pytest.raises(DataError, match=r"1 image\(s\) .* have no mask.*s1\.png"):
+        FolderDataset(root / "images", root / "masks")
+    _write(root / "masks" / "s1.png", np.zeros((32, 32), np.uint8))
+    (root / "images" / "s2.png").unlink()
+    with pytest.raises(DataError, match=r"1 mask\(s\) .* have no image.*s2\.png"):
+        FolderDataset(root / "images", root / "masks")
+
+
+def test_size_mismatch_names_both_files(tmp_path):
+    root = _pair_folder(tmp_path)
+    _write(root / "masks" / "s0.png", np.zeros((30, 32), np.uint8))
+    dataset = FolderDataset(root / "images", root / "masks")
+    with pytest.raises(DataError, match=r"s0\.png is 32x32 but its mask .*s0\.png is 32x30"):
+        dataset[0]
+    assert len(dataset.validate(progress=False)) == 1
+
+
+def test_corrupt_image_is_named(tmp_path):
+    root = _pair_folder(tmp_path)
+    (root / "images" / "s1.png").write_bytes(b"not a png at all")
+    with pytest.raises(DataError, match=r"cannot read image .*s1\.png.*corrupt"):
+        FolderDataset(root / "images", root / "masks")[1]
+
+
+def test_mask_values_must_be_binary_unless_thresholded(tmp_path):
+    root = _pair_folder(tmp_path, mask_scale=255)
+    mask = np.zeros((32, 32), np.uint8)
+    mask[:8] = 200
+    mask[8:10] = 255
+    _write(root / "masks" / "s2.png", mask)
+    dataset = FolderDataset(root / "images", root / "masks")
+    assert dataset[0]["mask"].max() == 1  # 0/255 is fine
+    with pytest.raises(DataError, match=r"s2\.png has values other than 0/1/255 \(200\)"):
+        dataset[2]
+    thresholded = FolderDataset(root / "images", root / "masks", mask_threshold=127)
+    assert thresholded[2]["mask"].sum() == 10 * 32
+
+
+def test_palette_and_rgb_masks(tmp_path):
+    root = _pair_folder(tmp_path, n=2)
+    palette = Image.fromarray(np.pad(np.ones((8, 8), np.uint8), 12)).convert("P")
+    palette.save(root / "masks" / "s0.png")
+    rgb = np.zeros((32, 32, 3), np.uint8)
+    rgb[:4, :, 0] = 255  # red landslide
+    _write(root / "masks" / "s1.png", rgb)
+    dataset = FolderDataset(root / "images", root / "masks")
+    assert dataset[0]["mask"].sum() == 64 and dataset[1]["mask"].sum() == 4 * 32

@@ -1,0 +1,126 @@
+import hashlib
+import io
+import json
+import tarfile
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from emr_lib.cli import main
+from emr_lib.data import BijieDataset, DataError, SyntheticLandslides, open_dataset, prepare_dataset, safe_extract
+
+
+def _png(array) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _bijie_zip(real_data, path, n=6, non=3, drop_mask=None):
+    dataset = BijieDataset(real_data / "bijie-224")
+    with zipfile.ZipFile(path, "w") as zf:
+        for i in range(n):
+            image, mask = dataset.read(i)
+            name = dataset.names[i]
+            zf.writestr(f"Bijie-landslide-dataset/landslide/image/{name}.png", _png(image))
+            if name != drop_mask:
+                zf.writestr(f"Bijie-landslide-dataset/landslide/mask/{name}.png", _png(mask * 255))  # official 0/255
+        for i in range(770, 770 + non):
+            zf.writestr(f"Bijie-landslide-dataset/non-landslide/image/{dataset.names[i]}.png", _png(dataset.read(i)[0]))
+    return dataset.names[:n]
+
+
+@pytest.mark.real_data
+def test_prepare_bijie_zip_writes_the_kit_layout_and_manifest(real_data, tmp_path):
+    names = _bijie_zip(real_data, tmp_path / "Bijie.zip")
+    manifest = prepare_dataset("bijie", tmp_path / "Bijie.zip", tmp_path / "out", progress=False)
+    assert manifest["counts"] == {"landslide": 6, "non_landslide": 3}
+    assert any("official release has 770" in note for note in manifest["notes"])
+    prepared = open_dataset(tmp_path / "out")
+    assert len(prepared) == 9 and set(names) <= set(prepared.names)
+    for relative, digest in manifest["files"].items():
+        assert hashlib.sha256((tmp_path / "out" / relative).read_bytes()).hexdigest() == digest
+    original = BijieDataset(real_data / "bijie-224")
+    assert np.array_equal(prepared.read(prepared.names.index(names[0]))[1], original.read(0)[1])  # now 0/1
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["non_landslide"]
+
+
+@pytest.mark.real_data
+def test_prepare_reports_a_missing_mask(real_data, tmp_path):
+    names = _bijie_zip(real_data, tmp_path / "Bijie.zip", drop_mask=None)
+    _bijie_zip(real_data, tmp_path / "broken.zip", drop_mask=names[2])
+    with pytest.raises(DataError, match=rf"have no mask.*{names[2]}\.png"):
+        prepare_dataset("bijie", tmp_path / "broken.zip", tmp_path / "out", progress=False)
+
+
+def test_prepare_sichuan_tar_with_labels_folder(tmp_path):
+    synthetic = SyntheticLandslides(5, size=64)
+    with tarfile.open(tmp_path / "sichuan.tar.gz", "w:gz") as tf:
+        for i, name in enumerate(synthetic.names):
+            image, mask = synthetic.read(i)
+            for folder, array in (("img", image), ("label", mask * 255)):
+                data = _png(array)
+                info = tarfile.TarInfo(f"sichuan/{folder}/{name}.png")
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+    manifest = prepare_dataset("sichuan", tmp_path / "sichuan.tar.gz", tmp_path / "out", progress=False)
+    assert manifest["counts"]["landslide"] == 5
+    assert len(open_dataset(tmp_path / "out")) == 5
+
+
+def _zip_with(path, member, data=b"x", symlink=False):
+    with zipfile.ZipFile(path, "w") as zf:
+        info = zipfile.ZipInfo(member)
+        if symlink:
+            info.external_attr = 0o120777 << 16
+        zf.writestr(info, data)
+
+
+@pytest.mark.parametrize("member", ["../evil.txt", "a/../../evil.txt", "/tmp/evil.txt"])
+def test_zip_members_escaping_the_destination_are_refused(tmp_path, member):
+    _zip_with(tmp_path / "bad.zip", member)
+    with pytest.raises(DataError, match="refusing"):
+        safe_extract(tmp_path / "bad.zip", tmp_path / "dest")
+    assert not (tmp_path / "evil.txt").exists()
+    assert not any((tmp_path / "dest").rglob("*"))
+
+
+def test_zip_symlinks_are_refused(tmp_path):
+    _zip_with(tmp_path / "link.zip", "link", data=b"/etc/passwd", symlink=True)
+    with pytest.raises(DataError, match="symbolic link"):
+        safe_extract(tmp_path / "link.zip", tmp_path / "dest")
+
+
+@pytest.mark.parametrize("kind", [tarfile.SYMTYPE, tarfile.LNKTYPE])
+def test_tar_links_are_refused(tmp_path, kind):
+    with tarfile.open(tmp_path / "bad.tar", "w") as tf:
+        info = tarfile.TarInfo("data/link")
+        info.type = kind
+        info.linkname = "../../etc/passwd"
+        tf.addfile(info)
+    with pytest.raises(DataError, match="link"):
+        safe_extract(tmp_path / "bad.tar", tmp_path / "dest")
+
+
+def test_tar_parent_paths_are_refused(tmp_path):
+    with tarfile.open(tmp_path / "bad.tar", "w") as tf:
+        info = tarfile.TarInfo("../outside.txt")
+        info.size = 1
+        tf.addfile(info, io.BytesIO(b"x"))
+    with pytest.raises(DataError, match="escape"):
+        safe_extract(tmp_path / "bad.tar", tmp_path / "dest")
+    assert not (tmp_path / "outside.txt").exists()
+
+
+def test_cli_prepare_errors_are_one_clear_line(tmp_path, capsys):
+    assert main(["data", "prepare", "bijie", str(tmp_path / "missing.zip"), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "source not found" in err and "missing.zip" in err and "Traceback" not in err
+
+
+def test_cli_synthetic_and_split(tmp_path, capsys):
+    assert main(["data", "synthetic", str(tmp_path / "syn"), "--n", "10", "--size", "64"]) == 0
+    assert main(["data", "split", str(tmp_path / "syn"), "--ratios", "4", "1", "--out", str(tmp_path / "s")]) == 0
+    assert (tmp_path / "s" / "train.txt").read_text().count("\n") == 8
