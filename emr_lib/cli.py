@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -94,6 +95,82 @@ def _cmd_data_tile(args: argparse.Namespace) -> None:
     print(f"wrote {len(tiles)} tiles of {args.tile} px to {args.dest} (coverage {tiles.coverage():.1%})")
 
 
+def _default_data() -> str:
+    return os.environ.get("EMR_DATA", "synthetic")
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from .models import list_models
+    from .profiles import get_config, parse_override
+    from .train import train
+
+    if args.model not in list_models():
+        raise CLIError(f"unknown model {args.model!r}; choose one of {list_models()}")
+    try:
+        overrides = dict(parse_override(item) for item in args.set)
+        overrides.update(model=args.model, data=args.data)
+        if args.device:
+            overrides["device"] = args.device
+        if args.seed is not None:
+            overrides["seed"] = args.seed
+        config = get_config(args.profile, **overrides)
+    except ValueError as err:
+        raise CLIError(str(err)) from err
+    if config.data != "synthetic" and not Path(config.data).expanduser().exists():
+        raise CLIError(
+            f"data folder not found: {config.data}. Pass --data PATH (see data/README.md) or "
+            "--data synthetic for the embedded default."
+        )
+    out = Path(args.out or Path("runs") / args.profile / args.model)
+    if (out / "last.pt").exists() and not (args.resume or args.overwrite):
+        raise CLIError(
+            f"{out} already holds a run; pass --resume to continue it, --overwrite to start again, "
+            "or --out for a new folder"
+        )
+    if args.overwrite:
+        for name in ("last.pt", "best.pt", "history.json", "history.csv", "record.json"):
+            (out / name).unlink(missing_ok=True)
+    record = train(config, out, resume=args.resume, stop_after=args.stop_after, progress=not args.no_progress)
+    print(f"run record: {out / 'record.json'} ({record['status']})")
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    from .augment import eval_transform
+    from .data import DatasetView
+    from .metrics import format_metrics
+    from .profiles import TrainConfig, apply_overrides
+    from .train import build_splits, evaluate, load_checkpoint, model_from_checkpoint, select_device
+
+    state = load_checkpoint(args.checkpoint)
+    model = model_from_checkpoint(state, expected_model=args.model)
+    config = apply_overrides(TrainConfig(), {k: v for k, v in state["config"].items()})
+    config.data = args.data
+    if args.split_dir:
+        config.split_dir = args.split_dir
+    base, splits, described = build_splits(config)
+    if args.split != "all" and args.split not in splits:
+        raise CLIError(f"split {args.split!r} not found; the data has {sorted(splits)}")
+    names = base.names if args.split == "all" else splits[args.split]
+    dataset = DatasetView(base, names, eval_transform(args.size or config.size))
+    device = select_device(args.device or "auto")
+    metrics, cm = evaluate(model.to(device), dataset, config.batch_size, device)
+    print(f"{state['model_name']} epoch {state['epoch']} on {described} ({args.split}, {len(dataset)} images):")
+    print(format_metrics(metrics))
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "metrics": metrics,
+                    "confusion_matrix": cm.tolist(),
+                    "checkpoint": str(args.checkpoint),
+                    "data": described,
+                    "split": args.split,
+                },
+                indent=1,
+            )
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m emr_lib",
@@ -118,6 +195,51 @@ def build_parser() -> argparse.ArgumentParser:
     )
     eff.add_argument("--out", default="runs/efficiency", help="output folder (default: runs/efficiency)")
     eff.set_defaults(func=_cmd_efficiency)
+
+    tr = commands.add_parser(
+        "train",
+        help="train a model with a profile (quick, workshop, paper)",
+        description="Train a model. Profiles (emr_lib/profiles.py): quick = CI smoke run in seconds; "
+        "workshop = a real result on a CPU laptop in about 20 minutes; paper = the paper's recipe for a GPU. "
+        "Under torchrun --nproc_per_node=N this runs distributed (DDP).",
+    )
+    tr.add_argument("--model", default="emr_hrnet", help="model name (default emr_hrnet; see the README)")
+    tr.add_argument(
+        "--data",
+        default=_default_data(),
+        help="dataset folder (Bijie layout or images/ + masks/) or 'synthetic' (default: $EMR_DATA, else synthetic)",
+    )
+    tr.add_argument("--profile", default="quick", choices=["quick", "workshop", "paper"])
+    tr.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting, e.g. --set epochs=3 --set model_options.width=32 (repeatable)",
+    )
+    tr.add_argument("--out", help="run folder (default runs/PROFILE/MODEL)")
+    tr.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    tr.add_argument("--overwrite", action="store_true", help="start again in an existing run folder")
+    tr.add_argument("--stop-after", type=int, metavar="EPOCH", help="stop after this epoch (resume later)")
+    tr.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps")
+    tr.add_argument("--seed", type=int, help="random seed (default 0)")
+    tr.add_argument("--no-progress", action="store_true", help="no progress bars (log lines only)")
+    tr.set_defaults(func=_cmd_train)
+
+    ev = commands.add_parser(
+        "evaluate",
+        help="evaluate a checkpoint on a dataset split",
+        description="Compute the paper's metrics for a checkpoint (best.pt or last.pt).",
+    )
+    ev.add_argument("checkpoint", help="a checkpoint written by train (best.pt, last.pt)")
+    ev.add_argument("--data", default=_default_data(), help="dataset folder or 'synthetic'")
+    ev.add_argument("--split", default="test", help="test (default), val, train or all")
+    ev.add_argument("--split-dir", help="folder of split files (default: made as in training)")
+    ev.add_argument("--model", help="check that the checkpoint holds this model")
+    ev.add_argument("--size", type=int, help="input size (default: the training size)")
+    ev.add_argument("--device", help="auto (default), cpu, cuda, mps")
+    ev.add_argument("--json", help="also write the metrics and confusion matrix to this JSON file")
+    ev.set_defaults(func=_cmd_evaluate)
 
     data = commands.add_parser("data", help="prepare real datasets, make splits, write synthetic data, tile scenes")
     data_commands = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
@@ -168,10 +290,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from .data import DataError
     from .models import PretrainedWeightsError
+    from .train import CheckpointError
 
     try:
         args.func(args)
-    except (CLIError, DataError, PretrainedWeightsError) as err:
+    except (CLIError, DataError, PretrainedWeightsError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

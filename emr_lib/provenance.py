@@ -39,7 +39,7 @@ def provenance(device: torch.device | str | None = None) -> dict:
     return {
         "commit": git_commit(),
         "emr_lib": __version__,
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         "python": platform.python_version(),
         "device": device_name(device),
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),

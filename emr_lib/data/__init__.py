@@ -3,7 +3,7 @@
 See ``data/README.md`` for how to obtain and prepare the real datasets.
 """
 
-from .datasets import BijieDataset, FolderDataset, SegmentationFiles, open_dataset, to_item
+from .datasets import BijieDataset, DatasetView, FolderDataset, SegmentationFiles, open_dataset, to_item
 from .io import DataError, read_image, read_mask
 from .prepare import prepare_dataset, safe_extract
 from .splits import ABLATION_SPLIT, PAPER_SPLIT, load_splits, make_splits, save_splits
@@ -14,6 +14,7 @@ __all__ = [
     "BijieDataset",
     "FolderDataset",
     "SegmentationFiles",
+    "DatasetView",
     "SyntheticLandslides",
     "DataError",
     "open_dataset",

@@ -24,15 +24,15 @@ from torch.utils.data import Dataset
 
 from .io import DataError, list_images, read_image, read_mask
 
-__all__ = ["Sample", "SegmentationFiles", "BijieDataset", "FolderDataset", "to_item", "open_dataset"]
+__all__ = ["Sample", "SegmentationFiles", "BijieDataset", "FolderDataset", "DatasetView", "to_item", "open_dataset"]
 
 Transform = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 def to_item(image: np.ndarray, mask: np.ndarray, name: str) -> dict:
     """NumPy image (H, W, 3) uint8 and mask (H, W) -> the item dict of every dataset here."""
-    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
-    return {"image": tensor, "mask": torch.from_numpy(np.ascontiguousarray(mask)).long(), "name": name}
+    tensor = torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1).float().div_(255.0)
+    return {"image": tensor, "mask": torch.from_numpy(np.array(mask, copy=True)).long(), "name": name}
 
 
 @dataclass(frozen=True)
@@ -199,6 +199,37 @@ class BijieDataset(SegmentationFiles):
         super().__init__(samples, transform, mask_threshold)
         if names is not None:
             self.samples = self.subset(names).samples
+
+
+class DatasetView(Dataset):
+    """Samples ``names`` of any kit dataset (anything with ``read(i)`` and ``names``), with a transform.
+
+    This is how splits are served: one base dataset, one view per split, each with its
+    own transform (augmentation for training, resizing only for evaluation).
+    """
+
+    def __init__(self, base, names: Iterable[str], transform: Transform | None = None):
+        index = {name: i for i, name in enumerate(base.names)}
+        self.names = list(names)
+        missing = [n for n in self.names if n not in index]
+        if missing:
+            raise DataError(
+                f"{len(missing)} name(s) of the split are not in the dataset, e.g. {missing[:5]}; "
+                "was the split made for another dataset?"
+            )
+        self.base, self.indices, self.transform = base, [index[n] for n in self.names], transform
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.base.read(self.indices[index])
+
+    def __getitem__(self, index: int) -> dict:
+        image, mask = self.read(index)
+        if self.transform is not None:
+            image, mask = self.transform(image, mask)
+        return to_item(image, mask, self.names[index])
 
 
 def open_dataset(path: str | Path, **options) -> SegmentationFiles:

@@ -1,0 +1,132 @@
+"""Plots: sample grids, learning curves and prediction overlays (the paper's Figures 2, 10-12).
+
+Overlay colours: true positives green, false positives red, false negatives blue.
+Every function returns a matplotlib Figure; :func:`save_figure` writes it with a
+provenance caption (profile, data, commit) so a figure always says where it came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["overlay", "sample_grid", "plot_history", "plot_overlays", "save_figure", "OVERLAY_COLOURS"]
+
+OVERLAY_COLOURS = {"TP": (0, 200, 0), "FP": (230, 30, 30), "FN": (30, 110, 255)}
+
+
+def _to_uint8_image(image) -> np.ndarray:
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu()
+        if image.dim() == 3 and image.shape[0] == 3:
+            image = image.permute(1, 2, 0)
+        image = image.numpy()
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        image = np.clip(image * 255 if image.max() <= 1.0 else image, 0, 255).astype(np.uint8)
+    return image
+
+
+def _to_mask(mask) -> np.ndarray:
+    if isinstance(mask, torch.Tensor):
+        mask = mask.detach().cpu().numpy()
+    return np.asarray(mask).astype(bool)
+
+
+def overlay(image, truth, pred=None, alpha: float = 0.5) -> np.ndarray:
+    """An RGB (H, W, 3) uint8 image with the mask(s) drawn on it.
+
+    With ``pred``: TP green, FP red, FN blue. Without: the truth in green.
+    """
+    out = _to_uint8_image(image).astype(np.float32)
+    truth = _to_mask(truth)
+    if pred is None:
+        layers = {"TP": truth}
+    else:
+        pred = _to_mask(pred)
+        layers = {"TP": truth & pred, "FP": pred & ~truth, "FN": truth & ~pred}
+    for key, where in layers.items():
+        out[where] = (1 - alpha) * out[where] + alpha * np.asarray(OVERLAY_COLOURS[key], np.float32)
+    return out.astype(np.uint8)
+
+
+def sample_grid(dataset, indices: Sequence[int], columns: int = 6, title: str | None = None):
+    """Images with their landslide masks outlined, for a quick look at a dataset."""
+    import matplotlib.pyplot as plt
+
+    rows = int(np.ceil(len(indices) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.3 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, index in zip(axes.flat, indices):
+        image, mask = dataset.read(index)
+        ax.imshow(image)
+        if mask.any():
+            ax.contour(mask, levels=[0.5], colors="yellow", linewidths=1.0)
+        ax.set_title(f"{dataset.names[index]}\n{100 * mask.mean():.1f} % landslide", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_history(history: Sequence[dict], title: str | None = None):
+    """Training/validation loss, validation mIoU and F1, and the learning rate per epoch."""
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (ax_loss, ax_metric, ax_lr) = plt.subplots(1, 3, figsize=(13, 3.4))
+    ax_loss.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
+    ax_loss.plot(epochs, [h["val_loss"] for h in history], "o-", label="validation")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    ax_loss.legend()
+    for key in ("val_mIoU", "val_F1", "val_IoU_landslide"):
+        ax_metric.plot(epochs, [100 * h[key] for h in history], "o-", label=key.removeprefix("val_"))
+    ax_metric.set(xlabel="epoch", ylabel="%", title="validation metrics")
+    ax_metric.legend()
+    ax_lr.plot(epochs, [h["lr"] for h in history], "o-")
+    ax_lr.set(xlabel="epoch", ylabel="learning rate", title="schedule", yscale="log")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_overlays(images, truths, predictions: dict[str, Sequence], names: Sequence[str] | None = None):
+    """Rows of samples; columns image, truth, then each model's prediction as TP/FP/FN overlay."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    columns = 2 + len(predictions)
+    fig, axes = plt.subplots(len(images), columns, figsize=(2.4 * columns, 2.4 * len(images)), squeeze=False)
+    for row, (image, truth) in enumerate(zip(images, truths)):
+        axes[row, 0].imshow(_to_uint8_image(image))
+        axes[row, 1].imshow(overlay(image, truth))
+        for col, (model, preds) in enumerate(predictions.items(), start=2):
+            axes[row, col].imshow(overlay(image, truth, preds[row]))
+            if row == 0:
+                axes[row, col].set_title(model, fontsize=9)
+        if names is not None:
+            axes[row, 0].set_ylabel(names[row], fontsize=8)
+    axes[0, 0].set_title("image", fontsize=9)
+    axes[0, 1].set_title("ground truth", fontsize=9)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    handles = [Patch(color=np.asarray(c) / 255, label=k) for k, c in OVERLAY_COLOURS.items()]
+    fig.legend(handles=handles, loc="lower center", ncol=3, frameon=False)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return fig
+
+
+def save_figure(fig, path: str | Path, provenance_text: str | None = None, dpi: int = 110) -> Path:
+    """Save ``fig`` (PNG), with a small provenance caption at the bottom when given."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if provenance_text:
+        fig.text(0.005, 0.002, provenance_text, fontsize=6, color="0.4", ha="left", va="bottom")
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    return path
