@@ -16,8 +16,7 @@ from pathlib import Path
 
 import torch
 
-from emr_lib.efficiency import benchmark_steps
-from emr_lib.models import build_model
+from emr_lib.efficiency import hrnet_speed_rows, table_markdown
 from emr_lib.provenance import provenance
 
 
@@ -31,16 +30,11 @@ def main() -> None:
     parser.add_argument("--out", default="runs/benchmarks/model_step.json")
     args = parser.parse_args()
     width = int(args.width) if args.width.isdigit() else args.width
-    models = {"hrnet": build_model("hrnet", width=width), "emr_hrnet": build_model("emr_hrnet", width=width)}
-    result = benchmark_steps(models, batch_size=args.batch, size=args.size, repeats=args.repeats, device=args.device)
-    print(f"width {args.width}, {args.size} px, batch {args.batch}, {args.repeats} repeats, device {args.device}")
-    print(f"{'model':<10} {'train s':>8} {'ratio':>6} {'infer s':>8} {'ratio':>6}")
-    for name, r in result.items():
-        train = f"{r['train_step_s']:8.3f} {r['train_ratio']:6.2f}"
-        print(f"{name:<10} {train} {r['infer_step_s']:8.3f} {r['infer_ratio']:6.2f}")
+    rows = hrnet_speed_rows(width, args.size, args.batch, args.repeats, args.device)
+    print(table_markdown(rows, floatfmt=".3f"))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"args": vars(args), "result": result, "provenance": provenance(args.device)}, indent=2))
+    out.write_text(json.dumps({"args": vars(args), "rows": rows, "provenance": provenance(args.device)}, indent=2))
     print(f"saved {out}")
 
 

@@ -171,6 +171,25 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
         )
 
 
+def _cmd_pipeline(args: argparse.Namespace) -> None:
+    from .pipeline import PipelineError, run_pipeline
+    from .profiles import parse_override
+
+    try:
+        extra = dict(parse_override(item) for item in args.param)
+        run_pipeline(
+            args.profile,
+            data=args.data,
+            only=args.only,
+            device=args.device,
+            seed=args.seed,
+            extra=extra,
+            progress=not args.no_progress,
+        )
+    except (PipelineError, FileNotFoundError, ValueError) as err:
+        raise CLIError(str(err)) from err
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m emr_lib",
@@ -240,6 +259,36 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", help="auto (default), cpu, cuda, mps")
     ev.add_argument("--json", help="also write the metrics and confusion matrix to this JSON file")
     ev.set_defaults(func=_cmd_evaluate)
+
+    pipe = commands.add_parser(
+        "pipeline",
+        help="run the notebook series with papermill and regenerate figures/",
+        description="Execute notebooks/01..07 in order (papermill), executed copies in build/notebooks/PROFILE, "
+        "figures and tables in figures/PROFILE, and an index in figures/README.md.",
+    )
+    pipe.add_argument("--profile", default="quick", choices=["quick", "workshop", "paper"])
+    pipe.add_argument(
+        "--data",
+        help="dataset folder or 'synthetic' (default: $EMR_DATA, else data/bijie if "
+        "present, else the synthetic default)",
+    )
+    pipe.add_argument("--only", nargs="+", metavar="NN", help="run only these notebooks, e.g. --only 03,04")
+    pipe.add_argument("--device", default="auto")
+    pipe.add_argument("--seed", type=int, default=0)
+    pipe.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an extra notebook parameter (checked against each notebook's parameters cell)",
+    )
+    pipe.add_argument("--no-progress", action="store_true")
+    pipe.add_argument(
+        "--store-checked-outputs",
+        action="store_true",
+        help="maintainers: afterwards keep only the outputs nbval checks in notebooks/",
+    )
+    pipe.set_defaults(func=_cmd_pipeline)
 
     data = commands.add_parser("data", help="prepare real datasets, make splits, write synthetic data, tile scenes")
     data_commands = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)

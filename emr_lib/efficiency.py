@@ -28,24 +28,16 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from .paper import TABLE7
+
 __all__ = [
     "count_parameters",
     "count_flops",
-    "PAPER_TABLE7",
     "efficiency_table",
     "table_markdown",
     "benchmark_steps",
+    "hrnet_speed_rows",
 ]
-
-# Paper Table 7 (GFLOPs by thop at num_classes=21; HRNet's row is at 480 px, the others at 512).
-PAPER_TABLE7 = {
-    "deeplabv3": {"params_M": 5.82, "GFLOPs": 53.03, "mIoU": 57.35},
-    "pspnet": {"params_M": 2.38, "GFLOPs": 6.03, "mIoU": 59.02},
-    "segformer": {"params_M": 3.72, "GFLOPs": 13.67, "mIoU": 58.84},
-    "unet_vgg": {"params_M": 24.89, "GFLOPs": 452.31, "mIoU": 58.40},
-    "hrnet": {"params_M": 29.55, "GFLOPs": 80.18, "mIoU": 59.38},
-    "emr_hrnet": {"params_M": 31.21, "GFLOPs": 82.15, "mIoU": 71.68},
-}
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
@@ -120,7 +112,7 @@ def efficiency_table(
         model = builder(name, num_classes=nc)
         params = count_parameters(model)
         for size in sizes:
-            paper = PAPER_TABLE7.get(name, {})
+            paper = TABLE7.get(name, {})
             rows.append(
                 {
                     "model": name,
@@ -223,3 +215,23 @@ def benchmark_steps(
             "infer_times_s": times[name]["infer"],
         }
     return result
+
+
+def hrnet_speed_rows(width=32, size: int = 224, batch_size: int = 4, repeats: int = 5, device="cpu") -> list[dict]:
+    """HRNet vs EMR-HRNet (same width, input and batch) with :func:`benchmark_steps`, as table rows."""
+    from .models import build_model
+
+    models = {name: build_model(name, width=width) for name in ("hrnet", "emr_hrnet")}
+    result = benchmark_steps(models, batch_size=batch_size, size=size, repeats=repeats, device=device)
+    keys = ["train_step_s", "train_ratio", "train_images_per_s", "infer_step_s", "infer_ratio"]
+    return [
+        {
+            "model": name,
+            "width": str(width),
+            "size": size,
+            "batch": batch_size,
+            "device": str(device),
+            **{key: r[key] for key in keys},
+        }
+        for name, r in result.items()
+    ]

@@ -65,6 +65,7 @@ __all__ = [
     "evaluate",
     "predict",
     "predict_scene",
+    "per_image_metrics",
     "train",
     "load_checkpoint",
     "model_from_checkpoint",
@@ -274,6 +275,20 @@ def evaluate(
     metrics = segmentation_metrics(cm)
     metrics["loss"] = (loss_sum[0] / loss_sum[1].clamp(min=1)).item()
     return metrics, cm
+
+
+@torch.no_grad()
+def per_image_metrics(model: nn.Module, dataset, device: str | torch.device | None = None) -> list[dict]:
+    """Metrics of every image on its own (name, landslide IoU, mIoU, ...), e.g. to find failure cases."""
+    device = torch.device(device) if device else next(model.parameters()).device
+    model.eval()
+    rows = []
+    for i in range(len(dataset)):
+        item = dataset[i]
+        logits = model(item["image"].unsqueeze(0).to(device))
+        metrics = segmentation_metrics(confusion_matrix(logits.argmax(1).cpu(), item["mask"].unsqueeze(0)))
+        rows.append({"index": i, "name": item["name"], **metrics})
+    return rows
 
 
 @torch.no_grad()

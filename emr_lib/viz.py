@@ -13,7 +13,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["overlay", "sample_grid", "plot_history", "plot_overlays", "save_figure", "OVERLAY_COLOURS"]
+__all__ = [
+    "overlay",
+    "sample_grid",
+    "plot_statistics",
+    "plot_center_rep_steps",
+    "plot_pairs",
+    "plot_history",
+    "plot_overlays",
+    "plot_metric_bars",
+    "plot_scene",
+    "save_figure",
+    "OVERLAY_COLOURS",
+]
 
 OVERLAY_COLOURS = {"TP": (0, 200, 0), "FP": (230, 30, 30), "FN": (30, 110, 255)}
 
@@ -69,6 +81,119 @@ def sample_grid(dataset, indices: Sequence[int], columns: int = 6, title: str | 
         ax.set_title(f"{dataset.names[index]}\n{100 * mask.mean():.1f} % landslide", fontsize=8)
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_statistics(rows: Sequence[dict], title: str | None = None):
+    """Histogram of landslide fractions and mean colours of landslide vs background pixels."""
+    import matplotlib.pyplot as plt
+
+    fractions = [100 * r["fraction"] for r in rows if r["fraction"] > 0]
+    fig, (ax_hist, ax_colour) = plt.subplots(1, 2, figsize=(10, 3.3))
+    ax_hist.hist(fractions, bins=30, color="tab:brown")
+    ax_hist.set(xlabel="landslide share of the image (%)", ylabel="images", title="landslide size")
+    for offset, label in ((-0.2, "landslide"), (0.2, "background")):
+        means = [np.nanmean([r[f"{label}_{c}"] for r in rows]) for c in "RGB"]
+        ax_colour.bar(
+            np.arange(3) + offset,
+            means,
+            width=0.4,
+            label=label,
+            color="tab:brown" if label == "landslide" else "tab:green",
+        )
+    ax_colour.set_xticks(range(3), ["red", "green", "blue"])
+    ax_colour.set(ylabel="mean value (0-255)", title="colour")
+    ax_colour.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_center_rep_steps(image, mask, out_image, out_mask, info):
+    """CenterRep's five steps on one sample: input, landslide pixels, box and centre, patch, result."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    fig, axes = plt.subplots(1, 5, figsize=(15, 3.3))
+    axes[0].imshow(image)
+    axes[0].set_title("1. image and label")
+    axes[0].contour(mask, levels=[0.5], colors="yellow")
+    axes[1].imshow(mask, cmap="gray")
+    axes[1].set_title("2. landslide pixels")
+    axes[2].imshow(image)
+    axes[3].imshow(image)
+    for p in info:
+        y0, x0, y1, x1 = p["bbox"]
+        axes[2].add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1, fill=False, color="yellow"))
+        axes[2].plot(p["center"][1], p["center"][0], "r+", markersize=14)
+        top, left, h, w = p["patch"]
+        axes[3].add_patch(Rectangle((left - 0.5, top - 0.5), w, h, fill=False, color="red", linewidth=2))
+        axes[3].text(left, top - 2, f"{100 * p['achieved_fraction']:.0f} % of box", color="red", fontsize=8)
+    axes[2].set_title("3. bounding box, centre")
+    axes[3].set_title("4. patch to cover")
+    axes[4].imshow(out_image)
+    axes[4].contour(out_mask, levels=[0.5], colors="yellow")
+    axes[4].set_title("5. result and new label")
+    for ax in axes:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def plot_pairs(pairs: Sequence[tuple], titles: tuple[str, str] = ("before", "after")):
+    """Columns of (image, mask) pairs: row 1 the first of each pair, row 2 the second; masks outlined."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, len(pairs), figsize=(2.4 * len(pairs), 5), squeeze=False)
+    for col, (first, second) in enumerate(pairs):
+        for row, (image, mask) in enumerate((first, second)):
+            axes[row, col].imshow(image)
+            if np.asarray(mask).any():
+                axes[row, col].contour(mask, levels=[0.5], colors="yellow", linewidths=1)
+            axes[row, col].axis("off")
+        axes[0, col].set_title(titles[0], fontsize=8)
+        axes[1, col].set_title(titles[1], fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_metric_bars(rows: Sequence[dict], key: str = "mIoU", label: str = "model"):
+    """Our metric next to the paper's (``paper_<key>``) for each row."""
+    import matplotlib.pyplot as plt
+
+    names = [r[label] for r in rows]
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(1.3 * len(rows) + 2, 3.4))
+    ax.bar(x - 0.2, [r[key] for r in rows], width=0.4, label="this kit")
+    ax.bar(x + 0.2, [r.get(f"paper_{key}", np.nan) for r in rows], width=0.4, label="paper")
+    ax.set_xticks(x, names, rotation=20)
+    ax.set(ylabel=f"{key} (%)")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_scene(image, truth, pred, max_side: int = 1200, title: str | None = None, windows=()):
+    """A large scene and its prediction (TP/FP/FN), downsampled for display; ``windows``
+    (tile windows with ``x``, ``y``, ``size``) are outlined in white."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    step = max(1, int(np.ceil(max(np.asarray(truth).shape) / max_side)))
+    small = overlay(
+        _to_uint8_image(image)[::step, ::step], _to_mask(truth)[::step, ::step], _to_mask(pred)[::step, ::step]
+    )
+    fig, ax = plt.subplots(figsize=(8, 8 * small.shape[0] / small.shape[1]))
+    ax.imshow(small)
+    for w in windows:
+        ax.add_patch(
+            Rectangle((w.x / step, w.y / step), w.size / step, w.size / step, fill=False, color="white", linewidth=0.6)
+        )
+    ax.axis("off")
+    if title:
+        ax.set_title(title)
     fig.tight_layout()
     return fig
 

@@ -7,7 +7,8 @@ from .datasets import BijieDataset, DatasetView, FolderDataset, SegmentationFile
 from .io import DataError, read_image, read_mask
 from .prepare import prepare_dataset, safe_extract
 from .splits import ABLATION_SPLIT, PAPER_SPLIT, load_splits, make_splits, save_splits
-from .synthetic import SyntheticLandslides
+from .stats import sample_statistics, summarize_statistics
+from .synthetic import SyntheticLandslides, synthetic_scene
 from .tiles import SceneTiles, tile_scene
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "SegmentationFiles",
     "DatasetView",
     "SyntheticLandslides",
+    "synthetic_scene",
     "DataError",
     "open_dataset",
     "read_image",
@@ -30,4 +32,6 @@ __all__ = [
     "ABLATION_SPLIT",
     "prepare_dataset",
     "safe_extract",
+    "sample_statistics",
+    "summarize_statistics",
 ]

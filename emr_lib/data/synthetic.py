@@ -29,7 +29,7 @@ from torch.utils.data import Dataset
 
 from .datasets import Transform, to_item
 
-__all__ = ["SyntheticLandslides"]
+__all__ = ["SyntheticLandslides", "synthetic_scene"]
 
 
 def _noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
@@ -196,3 +196,16 @@ class SyntheticLandslides(Dataset):
             Image.fromarray(image).save(folder / "images" / f"{self.names[i]}.png")
             Image.fromarray(mask).save(folder / "masks" / f"{self.names[i]}.png")
         return folder
+
+
+def synthetic_scene(grid: int = 2, size: int = 128, seed: int = 7, nodata_width: int = 0):
+    """A large stand-in scene: ``grid`` x ``grid`` synthetic scenes side by side, with an
+    optional black (no-data) strip of ``nodata_width`` columns on the left, as outside a
+    flight path. Returns (image (H, W, 3) uint8, mask (H, W) uint8)."""
+    scenes = SyntheticLandslides(grid * grid, size=size, seed=seed)
+    rows = [[scenes.read(r * grid + c) for c in range(grid)] for r in range(grid)]
+    image = np.concatenate([np.concatenate([p[0] for p in row], axis=1) for row in rows])
+    mask = np.concatenate([np.concatenate([p[1] for p in row], axis=1) for row in rows])
+    image[:, :nodata_width] = 0
+    mask[:, :nodata_width] = 0
+    return image, mask

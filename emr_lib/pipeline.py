@@ -1,0 +1,161 @@
+"""``python -m emr_lib pipeline``: run the notebook series with papermill, regenerate figures/.
+
+Each notebook in ``notebooks/`` runs in order in a fresh kernel, with its working
+directory set to ``notebooks/``, its parameters checked against its ``parameters`` cell
+(so a typo is an error, not a silently ignored value), a progress bar over its cells
+and a per-cell time limit. Executed copies go to ``build/notebooks/<profile>/`` (ignored
+by git); figures and tables go to ``figures/<profile>/`` and ``figures/README.md`` is
+rebuilt from their provenance records. A failing cell stops the pipeline with a
+message naming the notebook and the cell.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from .report import project_root, resolve_data, write_figures_index
+
+__all__ = ["PipelineError", "list_notebooks", "run_pipeline", "store_checked_outputs"]
+
+CHECK_MARKER = "# NBVAL_CHECK_OUTPUT"
+
+CELL_TIMEOUT_S = {"quick": 900, "workshop": 7200, "paper": 24 * 3600}
+
+
+class PipelineError(RuntimeError):
+    """A notebook failed or the pipeline was asked for something impossible."""
+
+
+def list_notebooks(root: Path | None = None) -> list[Path]:
+    folder = (root or project_root()) / "notebooks"
+    notebooks = sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+    if not notebooks:
+        raise PipelineError(f"no notebooks found in {folder}; run the pipeline from a checkout of the kit")
+    return notebooks
+
+
+def _select(notebooks: list[Path], only: list[str] | None) -> list[Path]:
+    if not only:
+        return notebooks
+    wanted = {item.strip().zfill(2) for part in only for item in part.split(",") if item.strip()}
+    known = {nb.name[:2] for nb in notebooks}
+    unknown = sorted(wanted - known)
+    if unknown:
+        raise PipelineError(f"--only names notebook(s) {unknown} that do not exist; choose from {sorted(known)}")
+    return [nb for nb in notebooks if nb.name[:2] in wanted]
+
+
+def _declared_parameters(notebook: Path) -> set[str]:
+    import papermill
+
+    declared = set(papermill.inspect_notebook(str(notebook)))
+    if not declared:
+        raise PipelineError(f"{notebook.name} has no cell tagged 'parameters'")
+    return declared
+
+
+def _parameters_for(notebooks: list[Path], common: dict, extra: dict) -> dict[Path, dict]:
+    """Common parameters must exist in every notebook; an extra one goes to the notebooks that
+    declare it and must be declared by at least one (so a typo is an error)."""
+    declared = {nb: _declared_parameters(nb) for nb in notebooks}
+    for nb, names in declared.items():
+        missing = sorted(set(common) - names)
+        if missing:
+            raise PipelineError(f"{nb.name} has no parameter(s) {missing}; its parameters are {sorted(names)}")
+    unknown = sorted(k for k in extra if not any(k in names for names in declared.values()))
+    if unknown:
+        known = sorted(set().union(*declared.values()))
+        raise PipelineError(f"no notebook has parameter(s) {unknown}; the notebooks' parameters are {known}")
+    return {nb: {**common, **{k: v for k, v in extra.items() if k in names}} for nb, names in declared.items()}
+
+
+def run_pipeline(
+    profile: str = "quick",
+    data: str | None = None,
+    only: list[str] | None = None,
+    device: str = "auto",
+    seed: int = 0,
+    extra: dict | None = None,
+    kernel: str = "python3",
+    progress: bool = True,
+) -> dict[str, float]:
+    """Execute the notebooks; return seconds per notebook (also saved to the build folder)."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    root = project_root()
+    notebooks = _select(list_notebooks(root), only)
+    data = resolve_data(data or os.environ.get("EMR_DATA", "auto"), root)
+    build = root / "build" / "notebooks" / profile
+    build.mkdir(parents=True, exist_ok=True)
+    figures_root = root / "figures"
+    common = {
+        "profile": profile,
+        "data": data,
+        "device": device,
+        "seed": seed,
+        "output_dir": str(root / "runs" / "notebooks"),
+        "figures_dir": str(figures_root / profile),
+    }
+    parameters = _parameters_for(notebooks, common, extra or {})
+    os.environ["EMR_HEADLESS"] = "1"  # the kernels inherit it: static figures instead of widgets
+    timings: dict[str, float] = {}
+    print(f"pipeline: profile {profile}, data {data}, {len(notebooks)} notebook(s), executed copies in {build}")
+    for notebook in notebooks:
+        output = build / notebook.name
+        start = time.perf_counter()
+        print(f"== {notebook.name}", flush=True)
+        try:
+            papermill.execute_notebook(
+                str(notebook),
+                str(output),
+                parameters=parameters[notebook],
+                kernel_name=kernel,
+                cwd=str(notebook.parent),
+                progress_bar=progress,
+                execution_timeout=CELL_TIMEOUT_S.get(profile, 7200),
+                log_output=False,
+            )
+        except PapermillExecutionError as err:
+            raise PipelineError(
+                f"{notebook.name} failed in cell {err.cell_index} (execution count {err.exec_count}): "
+                f"{err.ename}: {err.evalue}\nThe executed copy with the traceback is {output}"
+            ) from err
+        timings[notebook.name] = time.perf_counter() - start
+        print(f"   {notebook.name} done in {timings[notebook.name]:.0f} s", flush=True)
+    (build / "timings.json").write_text(json.dumps({"profile": profile, "data": data, "seconds": timings}, indent=1))
+    index = write_figures_index(figures_root)
+    total = sum(timings.values())
+    print(f"pipeline finished in {total:.0f} s; figures indexed in {index}")
+    return timings
+
+
+def store_checked_outputs(profile: str = "quick", root: Path | None = None) -> list[str]:
+    """Copy the outputs of cells marked ``# NBVAL_CHECK_OUTPUT`` from the executed copies back
+    into ``notebooks/``, and strip every other output: notebooks are committed without outputs
+    except the few that nbval checks. Run after ``pipeline --profile quick --data synthetic``.
+    """
+    import nbformat
+
+    root = root or project_root()
+    updated = []
+    for notebook in list_notebooks(root):
+        executed_path = root / "build" / "notebooks" / profile / notebook.name
+        if not executed_path.is_file():
+            raise PipelineError(
+                f"no executed copy of {notebook.name} in {executed_path.parent}; run the pipeline first"
+            )
+        executed = {cell.get("id"): cell for cell in nbformat.read(executed_path, as_version=4).cells}
+        source = nbformat.read(notebook, as_version=4)
+        for cell in source.cells:
+            if cell.cell_type != "code":
+                continue
+            keep = cell.source.startswith(CHECK_MARKER) and cell.get("id") in executed
+            cell.outputs = executed[cell.id].outputs if keep else []
+            cell.execution_count = None
+        nbformat.write(source, notebook)
+        updated.append(notebook.name)
+    return updated

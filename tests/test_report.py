@@ -1,0 +1,98 @@
+import json
+
+import nbformat
+import numpy as np
+import pytest
+
+from conftest import REPO
+from emr_lib import report, viz
+from emr_lib.pipeline import PipelineError, _parameters_for, _select, list_notebooks, store_checked_outputs
+
+
+def _project(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "emr-hrnet-kit"\n')
+    return tmp_path
+
+
+def test_data_auto_uses_the_documented_folder_else_synthetic(tmp_path):
+    root = _project(tmp_path)
+    assert report.resolve_data("auto", root) == "synthetic"
+    (root / "data" / "bijie" / "landslide" / "image").mkdir(parents=True)
+    assert report.resolve_data("auto", root) == str(root / "data" / "bijie")
+    with pytest.raises(FileNotFoundError, match="data folder not found"):
+        report.resolve_data(str(tmp_path / "nowhere"), root)
+    assert report.resolve_scene("auto", root) is None
+
+
+def test_every_notebook_declares_the_common_parameters():
+    notebooks = list_notebooks(REPO)
+    assert [nb.name[:2] for nb in notebooks] == ["01", "02", "03", "04", "05", "06", "07"]
+    common = {"profile": "quick", "data": "synthetic", "device": "cpu", "seed": 0, "output_dir": "", "figures_dir": ""}
+    per_notebook = _parameters_for(notebooks, common, {"models": "hrnet"})
+    assert per_notebook[notebooks[3]]["models"] == "hrnet"  # only 04 declares it
+    assert "models" not in per_notebook[notebooks[2]]
+    with pytest.raises(PipelineError, match=r"no notebook has parameter\(s\) \['modles'\]"):
+        _parameters_for(notebooks, common, {"modles": "hrnet"})
+    with pytest.raises(PipelineError, match="do not exist"):
+        _select(notebooks, ["09"])
+    assert [nb.name[:2] for nb in _select(notebooks, ["3,4", "7"])] == ["03", "04", "07"]
+
+
+def test_notebooks_are_committed_without_outputs_except_checked_cells():
+    for path in list_notebooks(REPO):
+        notebook = nbformat.read(path, as_version=4)
+        assert notebook.cells[0].source.startswith("# "), f"{path.name} needs a title"
+        assert "colab.research.google.com" in notebook.cells[0].source
+        assert any("parameters" in c.metadata.get("tags", []) for c in notebook.cells)
+        for cell in notebook.cells:
+            if cell.cell_type == "code" and not cell.source.startswith("# NBVAL_CHECK_OUTPUT"):
+                assert not cell.outputs, f"{path.name} keeps outputs of an unchecked cell"
+            if cell.cell_type == "code":
+                assert len(cell.source.splitlines()) <= 25, f"{path.name}: keep logic in emr_lib"
+
+
+def test_store_checked_outputs_keeps_only_marked_cells(tmp_path):
+    root = _project(tmp_path)
+    (root / "notebooks").mkdir()
+    (root / "build" / "notebooks" / "quick").mkdir(parents=True)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("# NBVAL_CHECK_OUTPUT\nprint(1)"), nbformat.v4.new_code_cell("print(2)")]
+    nbformat.write(nb, root / "notebooks" / "01_x.ipynb")
+    for cell, text in zip(nb.cells, ("1\n", "2\n")):
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)]
+    nbformat.write(nb, root / "build" / "notebooks" / "quick" / "01_x.ipynb")
+    assert store_checked_outputs("quick", root) == ["01_x.ipynb"]
+    stored = nbformat.read(root / "notebooks" / "01_x.ipynb", as_version=4)
+    assert stored.cells[0].outputs[0]["text"] == "1\n" and stored.cells[1].outputs == []
+
+
+def test_figures_are_saved_with_provenance_and_indexed(tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ctx = report.notebook_context(
+        "99_test", "quick", "synthetic", "cpu", 0, str(tmp_path / "runs"), str(tmp_path / "figures" / "quick")
+    )
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    ctx.save_figure(fig, "99_line", "a line")
+    ctx.save_table([{"a": 1.0, "b": "x"}], "99_table", caption="a table")
+    manifest = json.loads((tmp_path / "figures" / "quick" / "manifest.json").read_text())
+    assert manifest["99_line"]["profile"] == "quick" and manifest["99_line"]["data"] == "synthetic default"
+    assert manifest["99_table"]["files"] == ["99_table.md", "99_table.csv"]
+    index = report.write_figures_index(tmp_path / "figures").read_text()
+    assert "[99_line.png](quick/99_line.png)" in index and "99_test" in index
+    assert "| 1.00 | x |" in (tmp_path / "figures" / "quick" / "99_table.md").read_text()
+
+
+def test_overlay_colours_true_and_false_positives_and_misses():
+    image = np.zeros((2, 2, 3), np.uint8)
+    truth = np.array([[1, 1], [0, 0]])
+    pred = np.array([[1, 0], [1, 0]])
+    out = viz.overlay(image, truth, pred, alpha=1.0)
+    assert tuple(out[0, 0]) == viz.OVERLAY_COLOURS["TP"]
+    assert tuple(out[0, 1]) == viz.OVERLAY_COLOURS["FN"]
+    assert tuple(out[1, 0]) == viz.OVERLAY_COLOURS["FP"]
+    assert tuple(out[1, 1]) == (0, 0, 0)
