@@ -155,7 +155,8 @@ def store_checked_outputs(profile: str = "quick", root: Path | None = None) -> l
                 continue
             keep = cell.source.startswith(CHECK_MARKER) and cell.get("id") in executed
             cell.outputs = executed[cell.id].outputs if keep else []
-            cell.execution_count = None
+            # nbval compares only cells that ran: a kept output needs its execution count
+            cell.execution_count = executed[cell.id].execution_count if keep else None
         nbformat.write(source, notebook)
         updated.append(notebook.name)
     return updated

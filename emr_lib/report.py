@@ -72,7 +72,9 @@ def resolve_data(data: str | None = "auto", root: Path | None = None) -> str:
 def resolve_scene(scene: str | None = "auto", root: Path | None = None) -> Path | None:
     """The large UAV scene folder (``image.png`` + ``mask.png``), or None when there is none."""
     root = root or project_root()
-    candidates = [root / "data" / "uav-scene"] if scene in (None, "", "auto") else [Path(scene).expanduser()]
+    if scene in (None, "", "auto"):
+        scene = os.environ.get("EMR_SCENE") or str(root / "data" / "uav-scene")
+    candidates = [Path(scene).expanduser()]
     for folder in candidates:
         if (folder / "image.png").is_file() and (folder / "mask.png").is_file():
             return folder

@@ -127,7 +127,9 @@ def test_every_model_builds_without_network(no_network, name):
 
 @pytest.mark.parametrize("name", ["hrnet", "pspnet"])
 def test_pretrained_download_without_network_says_what_to_do(no_network, monkeypatch, name):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # what HF_HUB_OFFLINE=1 sets
     with pytest.raises(PretrainedWeightsError, match="pretrained='/path/to/weights.pth'"):
         build_model(name, pretrained=True, **SMALL.get(name, {}))
 
