@@ -127,7 +127,7 @@ def run_pipeline(
         timings[notebook.name] = time.perf_counter() - start
         print(f"   {notebook.name} done in {timings[notebook.name]:.0f} s", flush=True)
     (build / "timings.json").write_text(json.dumps({"profile": profile, "data": data, "seconds": timings}, indent=1))
-    index = write_figures_index(figures_root)
+    index = write_figures_index(figures_root, profile)
     total = sum(timings.values())
     print(f"pipeline finished in {total:.0f} s; figures indexed in {index}")
     return timings

@@ -4,24 +4,18 @@ import pytest
 import torch
 
 from emr_lib.metrics import confusion_matrix, format_metrics, segmentation_metrics
+from emr_lib.paper import TABLE2, TABLE3, TABLE5
 
-# The paper's Tables 2, 3 and 5: (mIoU, precision, recall, accuracy, F1) in %.
 PAPER_ROWS = {
-    "DeeplabV3 (T2)": (79.80, 85.20, 92.21, 93.27, 88.57),
-    "PSPNet (T2)": (80.20, 87.57, 89.30, 94.28, 88.43),
-    "SegFormer (T2)": (75.75, 86.28, 84.19, 93.06, 85.22),
-    "Unet (T2)": (77.03, 87.90, 84.55, 93.59, 86.19),
-    "HRNet (T2)": (80.24, 87.98, 88.88, 94.35, 88.43),
-    "SE-Unet (T2)": (81.52, 87.38, 91.60, 94.55, 89.44),
-    "EMR-HRNet (T2)": (81.70, 87.91, 91.15, 94.68, 89.50),
-    "EMR-HRNet (T3)": (71.68, 81.12, 85.03, 87.71, 83.03),
-    "HRNet + DEMA (T5)": (63.51, 75.05, 77.89, 83.63, 76.44),
+    f"{table} {name}": row
+    for table, rows in (("T2", TABLE2), ("T3", TABLE3), ("T5", TABLE5))
+    for name, row in rows.items()
 }
 
 
 @pytest.mark.parametrize("row", PAPER_ROWS)
 def test_paper_tables_obey_f1_of_macro_precision_and_recall(row):
-    _, p, r, _, f1 = PAPER_ROWS[row]
+    p, r, f1 = PAPER_ROWS[row]["precision"], PAPER_ROWS[row]["recall"], PAPER_ROWS[row]["F1"]
     assert abs(2 * p * r / (p + r) - f1) < 0.011
 
 

@@ -73,18 +73,23 @@ def test_figures_are_saved_with_provenance_and_indexed(tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
 
     ctx = report.notebook_context(
-        "99_test", "quick", "synthetic", "cpu", 0, str(tmp_path / "runs"), str(tmp_path / "figures" / "quick")
+        "99_test", "workshop", "synthetic", "cpu", 0, str(tmp_path / "runs"), str(tmp_path / "figures" / "workshop")
     )
     fig, ax = plt.subplots()
     ax.plot([0, 1])
     ctx.save_figure(fig, "99_line", "a line")
     ctx.save_table([{"a": 1.0, "b": "x"}], "99_table", caption="a table")
-    manifest = json.loads((tmp_path / "figures" / "quick" / "manifest.json").read_text())
-    assert manifest["99_line"]["profile"] == "quick" and manifest["99_line"]["data"] == "synthetic default"
+    manifest = json.loads((tmp_path / "figures" / "workshop" / "manifest.json").read_text())
+    assert manifest["99_line"]["profile"] == "workshop" and manifest["99_line"]["data"] == "synthetic default"
     assert manifest["99_table"]["files"] == ["99_table.md", "99_table.csv"]
-    index = report.write_figures_index(tmp_path / "figures").read_text()
-    assert "[99_line.png](quick/99_line.png)" in index and "99_test" in index
-    assert "| 1.00 | x |" in (tmp_path / "figures" / "quick" / "99_table.md").read_text()
+    index = report.write_figures_index(tmp_path / "figures", "workshop").read_text()
+    assert "[99_line.png](workshop/99_line.png)" in index and "99_test" in index
+    assert "| 1.00 | x |" in (tmp_path / "figures" / "workshop" / "99_table.md").read_text()
+    (tmp_path / "figures" / "quick").mkdir()
+    (tmp_path / "figures" / "quick" / "manifest.json").write_text(json.dumps({}))
+    scratch = report.write_figures_index(tmp_path / "figures", "quick")
+    assert scratch == tmp_path / "figures" / "quick" / "README.md"
+    assert "quick" not in (tmp_path / "figures" / "README.md").read_text()  # the committed index is untouched
 
 
 def test_overlay_colours_true_and_false_positives_and_misses():
