@@ -6,8 +6,8 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO
 
+from conftest import REPO
 from emr_lib.cli import main
 from emr_lib.profiles import TrainConfig, get_config
 from emr_lib.train import (
