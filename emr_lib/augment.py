@@ -334,20 +334,20 @@ def expand_dataset(
     """
     from tqdm.auto import tqdm
 
+    from .data.datasets import indices_of
+
+    # checked before any folder is made, so a wrong split leaves nothing behind
+    positions = dict(zip(train_names, indices_of(dataset.names, train_names)))
     out_dir = Path(out_dir)
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
     (out_dir / "masks").mkdir(parents=True, exist_ok=True)
-    index = {name: i for i, name in enumerate(dataset.names)}
-    missing = [n for n in train_names if n not in index]
-    if missing:
-        raise ValueError(f"{len(missing)} training name(s) are not in the dataset, e.g. {missing[:3]}")
     rng = np.random.default_rng(seed)
     n = len(train_names)
     total = max(n, round(factor * n))
     copies = np.full(n, (total - n) // n)
     copies[rng.permutation(n)[: (total - n) % n]] += 1
 
-    samples = {name: dataset.read(index[name]) for name in tqdm(train_names, desc="reading", disable=not progress)}
+    samples = {name: dataset.read(positions[name]) for name in tqdm(train_names, desc="reading", disable=not progress)}
     sources = [image for image, mask in samples.values() if not mask.any()]
     records = []
 

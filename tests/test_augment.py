@@ -153,3 +153,4 @@ def test_expand_dataset_uses_only_the_training_split(tmp_path):
         assert r["file"].split("__")[0].removesuffix(".png") == r["source"]
     with pytest.raises(ValueError, match="not in the dataset"):
         expand_dataset(dataset, ["unknown"], tmp_path / "again", progress=False)
+    assert not (tmp_path / "again").exists()  # a wrong split leaves no half-made folder

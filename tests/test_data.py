@@ -6,6 +6,7 @@ from PIL import Image
 from emr_lib.data import (
     BijieDataset,
     DataError,
+    DatasetView,
     FolderDataset,
     SyntheticLandslides,
     load_splits,
@@ -79,7 +80,7 @@ def test_bijie_names_select_a_split(real_data):
     names = BijieDataset(root).names
     picked = [names[5], names[800], names[2]]
     assert BijieDataset(root, names=picked).names == picked
-    with pytest.raises(DataError, match="not in this dataset"):
+    with pytest.raises(DataError, match="1 name.*not in the dataset.*no_such_image"):
         BijieDataset(root, names=["no_such_image"])
 
 
@@ -199,6 +200,23 @@ def test_missing_and_empty_folders(tmp_path):
         BijieDataset(tmp_path / "bijie")
     with pytest.raises(DataError, match="neither in the Bijie layout"):
         open_dataset(tmp_path / "images")
+
+
+def test_names_keep_a_split_in_order_and_views_share_the_check(tmp_path):
+    root = _pair_folder(tmp_path, n=4)
+    full = FolderDataset(root / "images", root / "masks")
+    part = FolderDataset(root / "images", root / "masks", names=["s3", "s0"])
+    assert part.names == ["s3", "s0"]
+    assert np.array_equal(part.read(0)[0], full.read(3)[0])
+    view = DatasetView(full, ["s2", "s1"])
+    assert [item["name"] for item in view] == ["s2", "s1"]
+    assert np.array_equal(view.read(1)[0], full.read(1)[0])
+    for make in (
+        lambda: FolderDataset(root / "images", root / "masks", names=["s1", "s9", "x"]),
+        lambda: DatasetView(full, ["s1", "s9", "x"]),
+    ):
+        with pytest.raises(DataError, match=r"2 name\(s\) of the split are not in the dataset.*s9"):
+            make()
 
 
 def test_image_without_mask_and_mask_without_image(tmp_path):

@@ -1,5 +1,6 @@
 """The project's own files agree with each other (environment.yml, pyproject.toml, README, CI)."""
 
+import json
 import re
 import tomllib
 
@@ -40,3 +41,18 @@ def test_ci_runs_exactly_the_readme_commands():
     for marker in ("ci:install", "ci:test"):
         assert f"<!-- {marker} -->" in readme
         assert marker in ci
+
+
+def test_notebook_badges_and_install_cells_point_at_the_repository():
+    repository = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+    github_path = repository.removeprefix("https://github.com/")
+    notebooks = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert len(notebooks) == 7
+    for path in notebooks:
+        cells = json.loads(path.read_text())["cells"]
+        title, install = "".join(cells[0]["source"]), "".join(cells[1]["source"])
+        badge = f"https://colab.research.google.com/github/{github_path}/blob/main/notebooks/{path.name}"
+        assert badge in title, f"{path.name}: the Colab badge should open {badge}"
+        assert "google.colab" in install and f"git+{repository}" in install, (
+            f"{path.name}: the install cell should install the kit from {repository}"
+        )

@@ -14,7 +14,7 @@ An optional ``transform(image, mask) -> (image, mask)`` works on NumPy arrays
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +24,16 @@ from torch.utils.data import Dataset
 
 from .io import DataError, list_images, read_image, read_mask
 
-__all__ = ["Sample", "SegmentationFiles", "BijieDataset", "FolderDataset", "DatasetView", "to_item", "open_dataset"]
+__all__ = [
+    "Sample",
+    "SegmentationFiles",
+    "BijieDataset",
+    "FolderDataset",
+    "DatasetView",
+    "to_item",
+    "open_dataset",
+    "indices_of",
+]
 
 Transform = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -89,17 +98,26 @@ class SegmentationFiles(Dataset):
                 problems.append(str(err))
         return problems
 
-    def subset(self, names: Iterable[str]) -> SegmentationFiles:
-        """The same dataset restricted to ``names`` (in that order)."""
-        by_name = {s.name: s for s in self.samples}
-        names = list(names)
-        missing = [n for n in names if n not in by_name]
-        if missing:
-            raise DataError(
-                f"{len(missing)} name(s) are not in this dataset, e.g. {missing[:5]}; "
-                "was the split made for another dataset?"
-            )
-        return SegmentationFiles([by_name[n] for n in names], self.transform, self.mask_threshold)
+    def keep(self, names: Iterable[str]) -> None:
+        """Restrict this dataset to ``names`` (e.g. a split), in that order."""
+        self.samples = [self.samples[i] for i in indices_of(self.names, names)]
+
+
+def indices_of(available: Sequence[str], names: Iterable[str]) -> list[int]:
+    """Positions of ``names`` in ``available``; a :class:`DataError` names what is missing.
+
+    Splits are stored as sample names, so a split made for another dataset (or a dataset
+    that lost files since) shows up here, before anything is trained.
+    """
+    index = {name: i for i, name in enumerate(available)}
+    names = list(names)
+    missing = [n for n in names if n not in index]
+    if missing:
+        raise DataError(
+            f"{len(missing)} name(s) of the split are not in the dataset, e.g. {missing[:5]}; "
+            "was the split made for another dataset? Make a new split for it with emr_lib.data.make_splits."
+        )
+    return [index[n] for n in names]
 
 
 def _pair(images: dict[str, Path], masks: dict[str, Path], images_dir: Path, masks_dir: Path) -> list[Sample]:
@@ -147,7 +165,7 @@ class FolderDataset(SegmentationFiles):
         samples = _pair(list_images(images_dir, "images"), list_images(masks_dir, "masks"), images_dir, masks_dir)
         super().__init__(samples, transform, mask_threshold)
         if names is not None:
-            self.samples = self.subset(names).samples
+            self.keep(names)
 
 
 class BijieDataset(SegmentationFiles):
@@ -198,7 +216,7 @@ class BijieDataset(SegmentationFiles):
                 samples.append(Sample(name, path, None))
         super().__init__(samples, transform, mask_threshold)
         if names is not None:
-            self.samples = self.subset(names).samples
+            self.keep(names)
 
 
 class DatasetView(Dataset):
@@ -209,15 +227,8 @@ class DatasetView(Dataset):
     """
 
     def __init__(self, base, names: Iterable[str], transform: Transform | None = None):
-        index = {name: i for i, name in enumerate(base.names)}
         self.names = list(names)
-        missing = [n for n in self.names if n not in index]
-        if missing:
-            raise DataError(
-                f"{len(missing)} name(s) of the split are not in the dataset, e.g. {missing[:5]}; "
-                "was the split made for another dataset?"
-            )
-        self.base, self.indices, self.transform = base, [index[n] for n in self.names], transform
+        self.base, self.indices, self.transform = base, indices_of(base.names, self.names), transform
 
     def __len__(self) -> int:
         return len(self.indices)
