@@ -36,6 +36,7 @@ __all__ = [
     "Context",
     "notebook_context",
     "write_figures_index",
+    "read_manifest",
     "interactive",
     "headless",
 ]
@@ -144,8 +145,9 @@ class Context:
 
     def _register(self, name: str, files: list[Path], kind: str, caption: str) -> None:
         manifest_path = self.figures_dir / "manifest.json"
-        manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-        manifest[name] = {
+        manifest = read_manifest(manifest_path)
+        # keyed by file, not by name: a table and its plot often share a name (05_table4)
+        manifest[files[0].name] = {
             "files": [f.name for f in files],
             "kind": kind,
             "caption": caption,
@@ -212,6 +214,17 @@ def notebook_context(
     return ctx
 
 
+def read_manifest(path: Path) -> dict[str, dict]:
+    """A figures folder's ``manifest.json``: one entry per figure or table, keyed by its first file.
+
+    Manifests written before entries were keyed by file (keyed by name, where a table and a
+    figure of the same name overwrote each other) are read with the new keys.
+    """
+    if not path.is_file():
+        return {}
+    return {entry["files"][0]: entry for entry in json.loads(path.read_text()).values()}
+
+
 SCRATCH_PROFILES = ("quick",)  # their figures are ignored by git and indexed in their own folder
 
 
@@ -248,7 +261,7 @@ def write_figures_index(figures_root: str | Path, profile: str | None = None) ->
             "| file | what | notebook | data | commit | created |",
             "|---|---|---|---|---|---|",
         ]
-        for key, entry in json.loads(manifest_path.read_text()).items():
+        for key, entry in sorted(read_manifest(manifest_path).items()):
             links = ", ".join(f"[{f}]({folder}{f})" for f in entry["files"])
             lines.append(
                 f"| {links} | {entry['caption'] or key} | {entry['notebook']} | {entry['data']} | "
