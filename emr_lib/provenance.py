@@ -13,14 +13,21 @@ from . import __version__
 
 
 def git_commit(path: str | Path | None = None) -> str:
-    """The current commit (with ``+dirty`` when the tree has changes), or ``"unknown"``."""
+    """The current commit (with ``+dirty`` when tracked files changed), or ``"unknown"``.
+
+    Changes under ``figures/`` do not count: the pipeline writes there itself, so a second
+    notebook of the same run would otherwise call the first one's output a code change.
+    """
     cwd = Path(path or Path(__file__).resolve().parent)
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short=12", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ":/", ":(top,exclude)figures"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
         ).stdout.strip()
         return commit + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
