@@ -501,6 +501,9 @@ def train(
             f"{len(train_set)} train / {len(val_set)} val / {len(test_set)} test images at {config.size} px"
         )
 
+    # taken once, before training: the code (commit) that trains is the one loaded now, even
+    # if the checkout moves on while a long run is going
+    run_provenance = provenance(device)
     stopped_early = False
     for epoch in range(start_epoch, config.epochs):
         if stop_after is not None and epoch >= stop_after:
@@ -583,7 +586,7 @@ def train(
                 "history": history,
                 "config": config.to_dict(),
                 "data": data_desc,
-                "versions": provenance(device),
+                "versions": run_provenance,
             }
             _atomic_save(state, last_path)
             if improved:
@@ -619,7 +622,7 @@ def train(
         "parameters": n_params,
         "wall_time_s": sum(h["time_s"] for h in history),
         "config": config.to_dict(),
-        **provenance(device),
+        **run_provenance,
     }
     if finished and best_path.is_file():
         model.load_state_dict(load_checkpoint(best_path)["model"])
