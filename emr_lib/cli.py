@@ -185,6 +185,7 @@ def _cmd_pipeline(args: argparse.Namespace) -> None:
             seed=args.seed,
             extra=extra,
             progress=not args.no_progress,
+            scene=args.scene,
         )
     except (PipelineError, FileNotFoundError, ValueError) as err:
         raise CLIError(str(err)) from err
@@ -273,6 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
         "present, else the synthetic default)",
     )
     pipe.add_argument("--only", nargs="+", metavar="NN", help="run only these notebooks, e.g. --only 03,04")
+    pipe.add_argument(
+        "--scene",
+        help="UAV scene folder (image.png + mask.png) for notebooks 01 and 07 "
+        "(default: $EMR_SCENE, else data/uav-scene if present, else a synthetic scene)",
+    )
     pipe.add_argument("--device", default="auto")
     pipe.add_argument("--seed", type=int, default=0)
     pipe.add_argument(

@@ -16,7 +16,7 @@ import os
 import time
 from pathlib import Path
 
-from .report import project_root, resolve_data, write_figures_index
+from .report import project_root, resolve_data, resolve_scene, write_figures_index
 
 __all__ = ["PipelineError", "list_notebooks", "run_pipeline", "store_checked_outputs"]
 
@@ -81,8 +81,13 @@ def run_pipeline(
     extra: dict | None = None,
     kernel: str = "python3",
     progress: bool = True,
+    scene: str | None = None,
 ) -> dict[str, float]:
-    """Execute the notebooks; return seconds per notebook (also saved to the build folder)."""
+    """Execute the notebooks; return seconds per notebook (also saved to the build folder).
+
+    ``scene``: the large UAV scene folder for notebooks 01 and 07 (default: ``$EMR_SCENE``,
+    else ``data/uav-scene``, else a synthetic scene).
+    """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -101,9 +106,15 @@ def run_pipeline(
         "figures_dir": str(figures_root / profile),
     }
     parameters = _parameters_for(notebooks, common, extra or {})
+    scene_dir = pipeline_scene(scene, root)
+    if scene_dir is not None:
+        os.environ["EMR_SCENE"] = str(scene_dir)  # the kernels inherit it, like EMR_HEADLESS
     os.environ["EMR_HEADLESS"] = "1"  # the kernels inherit it: static figures instead of widgets
     timings: dict[str, float] = {}
-    print(f"pipeline: profile {profile}, data {data}, {len(notebooks)} notebook(s), executed copies in {build}")
+    print(
+        f"pipeline: profile {profile}, data {data}, scene {scene_dir or 'synthetic'}, "
+        f"{len(notebooks)} notebook(s), executed copies in {build}"
+    )
     for notebook in notebooks:
         output = build / notebook.name
         start = time.perf_counter()
@@ -131,6 +142,18 @@ def run_pipeline(
     total = sum(timings.values())
     print(f"pipeline finished in {total:.0f} s; figures indexed in {index}")
     return timings
+
+
+def pipeline_scene(scene: str | None, root: Path) -> Path | None:
+    """The UAV scene the notebooks will use; a scene named but not usable is an error, not a fallback."""
+    if not scene:
+        return resolve_scene("auto", root)
+    found = resolve_scene(scene, root)
+    if found is None:
+        raise FileNotFoundError(
+            f"--scene {scene}: expected image.png and mask.png in that folder (see data/README.md, the UAV scene)"
+        )
+    return found
 
 
 def store_checked_outputs(profile: str = "quick", root: Path | None = None) -> list[str]:

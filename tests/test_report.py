@@ -6,7 +6,14 @@ import pytest
 
 from conftest import REPO
 from emr_lib import report, viz
-from emr_lib.pipeline import PipelineError, _parameters_for, _select, list_notebooks, store_checked_outputs
+from emr_lib.pipeline import (
+    PipelineError,
+    _parameters_for,
+    _select,
+    list_notebooks,
+    pipeline_scene,
+    store_checked_outputs,
+)
 
 
 def _project(tmp_path):
@@ -136,3 +143,19 @@ def test_commit_is_dirty_for_code_changes_but_not_for_figures(tmp_path):
     assert git_commit(tmp_path / "code") == clean
     (tmp_path / "code" / "model.py").write_text("x = 2\n")
     assert git_commit(tmp_path / "code") == clean + "+dirty"
+
+
+def test_pipeline_scene_is_found_named_or_refused(tmp_path, monkeypatch):
+    monkeypatch.delenv("EMR_SCENE", raising=False)
+    (tmp_path / "project").mkdir()
+    root = _project(tmp_path / "project")
+    assert pipeline_scene(None, root) is None  # nothing prepared: notebooks use a synthetic scene
+    scene = tmp_path / "uav"
+    scene.mkdir()
+    with pytest.raises(FileNotFoundError, match=r"--scene .*uav: expected image.png and mask.png"):
+        pipeline_scene(str(scene), root)
+    for name in ("image.png", "mask.png"):
+        (scene / name).write_bytes(b"")
+    assert pipeline_scene(str(scene), root) == scene
+    monkeypatch.setenv("EMR_SCENE", str(scene))
+    assert pipeline_scene(None, root) == scene
