@@ -106,7 +106,7 @@ def run_pipeline(
         "figures_dir": str(figures_root / profile),
     }
     parameters = _parameters_for(notebooks, common, extra or {})
-    scene_dir = pipeline_scene(scene, root)
+    scene_dir = resolve_scene(scene or "auto", root)
     if scene_dir is not None:
         os.environ["EMR_SCENE"] = str(scene_dir)  # the kernels inherit it, like EMR_HEADLESS
     os.environ["EMR_HEADLESS"] = "1"  # the kernels inherit it: static figures instead of widgets
@@ -142,18 +142,6 @@ def run_pipeline(
     total = sum(timings.values())
     print(f"pipeline finished in {total:.0f} s; figures indexed in {index}")
     return timings
-
-
-def pipeline_scene(scene: str | None, root: Path) -> Path | None:
-    """The UAV scene the notebooks will use; a scene named but not usable is an error, not a fallback."""
-    if not scene:
-        return resolve_scene("auto", root)
-    found = resolve_scene(scene, root)
-    if found is None:
-        raise FileNotFoundError(
-            f"--scene {scene}: expected image.png and mask.png in that folder (see data/README.md, the UAV scene)"
-        )
-    return found
 
 
 def store_checked_outputs(profile: str = "quick", root: Path | None = None) -> list[str]:

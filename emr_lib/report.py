@@ -71,15 +71,24 @@ def resolve_data(data: str | None = "auto", root: Path | None = None) -> str:
 
 
 def resolve_scene(scene: str | None = "auto", root: Path | None = None) -> Path | None:
-    """The large UAV scene folder (``image.png`` + ``mask.png``), or None when there is none."""
+    """The large UAV scene folder (``image.png`` + ``mask.png``), or None when there is none.
+
+    ``"auto"`` means ``$EMR_SCENE``, else ``data/uav-scene`` if it is there. A scene that is
+    named (argument or ``$EMR_SCENE``) but unusable is an error, not a quiet synthetic stand-in.
+    """
     root = root or project_root()
     if scene in (None, "", "auto"):
-        scene = os.environ.get("EMR_SCENE") or str(root / "data" / "uav-scene")
-    candidates = [Path(scene).expanduser()]
-    for folder in candidates:
-        if (folder / "image.png").is_file() and (folder / "mask.png").is_file():
-            return folder
-    return None
+        scene = os.environ.get("EMR_SCENE")
+        if not scene:
+            default = root / "data" / "uav-scene"
+            return default if (default / "image.png").is_file() and (default / "mask.png").is_file() else None
+    folder = Path(scene).expanduser()
+    if not ((folder / "image.png").is_file() and (folder / "mask.png").is_file()):
+        raise FileNotFoundError(
+            f"UAV scene {folder}: expected image.png and mask.png in that folder "
+            "(see data/README.md; name the scene with --scene or EMR_SCENE)"
+        )
+    return folder
 
 
 def headless() -> bool:

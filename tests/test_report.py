@@ -6,14 +6,7 @@ import pytest
 
 from conftest import REPO
 from emr_lib import report, viz
-from emr_lib.pipeline import (
-    PipelineError,
-    _parameters_for,
-    _select,
-    list_notebooks,
-    pipeline_scene,
-    store_checked_outputs,
-)
+from emr_lib.pipeline import PipelineError, _parameters_for, _select, list_notebooks, store_checked_outputs
 
 
 def _project(tmp_path):
@@ -21,7 +14,8 @@ def _project(tmp_path):
     return tmp_path
 
 
-def test_data_auto_uses_the_documented_folder_else_synthetic(tmp_path):
+def test_data_auto_uses_the_documented_folder_else_synthetic(tmp_path, monkeypatch):
+    monkeypatch.delenv("EMR_SCENE", raising=False)
     root = _project(tmp_path)
     assert report.resolve_data("auto", root) == "synthetic"
     (root / "data" / "bijie" / "landslide" / "image").mkdir(parents=True)
@@ -145,17 +139,39 @@ def test_commit_is_dirty_for_code_changes_but_not_for_figures(tmp_path):
     assert git_commit(tmp_path / "code") == clean + "+dirty"
 
 
-def test_pipeline_scene_is_found_named_or_refused(tmp_path, monkeypatch):
+def test_scene_is_found_named_or_refused(tmp_path, monkeypatch):
     monkeypatch.delenv("EMR_SCENE", raising=False)
     (tmp_path / "project").mkdir()
     root = _project(tmp_path / "project")
-    assert pipeline_scene(None, root) is None  # nothing prepared: notebooks use a synthetic scene
+    assert report.resolve_scene(None, root) is None  # nothing prepared: notebooks use a synthetic scene
     scene = tmp_path / "uav"
     scene.mkdir()
-    with pytest.raises(FileNotFoundError, match=r"--scene .*uav: expected image.png and mask.png"):
-        pipeline_scene(str(scene), root)
+    named_but_empty = r"UAV scene .*uav: expected image.png and mask.png.*--scene or EMR_SCENE"
+    with pytest.raises(FileNotFoundError, match=named_but_empty):
+        report.resolve_scene(str(scene), root)
     for name in ("image.png", "mask.png"):
         (scene / name).write_bytes(b"")
-    assert pipeline_scene(str(scene), root) == scene
+    assert report.resolve_scene(str(scene), root) == scene
     monkeypatch.setenv("EMR_SCENE", str(scene))
-    assert pipeline_scene(None, root) == scene
+    assert report.resolve_scene(None, root) == scene
+    monkeypatch.setenv("EMR_SCENE", str(tmp_path / "nowhere"))  # named through the environment: also checked
+    with pytest.raises(FileNotFoundError, match="nowhere: expected image.png"):
+        report.resolve_scene("auto", root)
+
+
+def test_saved_figures_are_palette_pngs_much_smaller_than_full_colour(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    photo = np.random.default_rng(0).integers(0, 255, (300, 300, 3), dtype=np.uint8)  # like a scene: many colours
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ax.imshow(photo)
+    full_colour = tmp_path / "full.png"
+    fig.savefig(full_colour, dpi=110, bbox_inches="tight")
+    saved = viz.save_figure(fig, tmp_path / "saved.png", "provenance")
+    with Image.open(saved) as image:
+        assert image.mode == "P" and image.size[0] > 500
+    assert saved.stat().st_size < 0.6 * full_colour.stat().st_size
