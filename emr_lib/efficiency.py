@@ -37,6 +37,7 @@ __all__ = [
     "table_markdown",
     "benchmark_steps",
     "hrnet_speed_rows",
+    "speed_rows",
 ]
 
 
@@ -217,17 +218,26 @@ def benchmark_steps(
     return result
 
 
-def hrnet_speed_rows(width=32, size: int = 224, batch_size: int = 4, repeats: int = 5, device="cpu") -> list[dict]:
-    """HRNet vs EMR-HRNet (same width, input and batch) with :func:`benchmark_steps`, as table rows."""
+HRNET_FAMILY = ("hrnet", "emr_hrnet")  # the models that take a ``width``
+
+
+def speed_rows(
+    names=HRNET_FAMILY, width=32, size: int = 224, batch_size: int = 4, repeats: int = 5, device="cpu"
+) -> list[dict]:
+    """Models ``names`` timed side by side with :func:`benchmark_steps`, as table rows.
+
+    ``width`` applies to the HRNet family; the comparison models have one size each. Ratios
+    are to the first name.
+    """
     from .models import build_model
 
-    models = {name: build_model(name, width=width) for name in ("hrnet", "emr_hrnet")}
+    models = {name: build_model(name, **({"width": width} if name in HRNET_FAMILY else {})) for name in names}
     result = benchmark_steps(models, batch_size=batch_size, size=size, repeats=repeats, device=device)
     keys = ["train_step_s", "train_ratio", "train_images_per_s", "infer_step_s", "infer_ratio"]
     return [
         {
             "model": name,
-            "width": str(width),
+            "width": str(width) if name in HRNET_FAMILY else "-",
             "size": size,
             "batch": batch_size,
             "device": str(device),
@@ -235,3 +245,8 @@ def hrnet_speed_rows(width=32, size: int = 224, batch_size: int = 4, repeats: in
         }
         for name, r in result.items()
     ]
+
+
+def hrnet_speed_rows(width=32, size: int = 224, batch_size: int = 4, repeats: int = 5, device="cpu") -> list[dict]:
+    """HRNet vs EMR-HRNet (same width, input and batch) with :func:`benchmark_steps`, as table rows."""
+    return speed_rows(HRNET_FAMILY, width, size, batch_size, repeats, device)

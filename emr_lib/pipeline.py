@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
 from .report import project_root, resolve_data, resolve_scene, write_figures_index
 
-__all__ = ["PipelineError", "list_notebooks", "run_pipeline", "store_checked_outputs"]
+__all__ = ["PipelineError", "list_notebooks", "run_pipeline", "scene_warning", "store_checked_outputs"]
 
 CHECK_MARKER = "# NBVAL_CHECK_OUTPUT"
 
@@ -72,6 +73,24 @@ def _parameters_for(notebooks: list[Path], common: dict, extra: dict) -> dict[Pa
     return {nb: {**common, **{k: v for k, v in extra.items() if k in names}} for nb, names in declared.items()}
 
 
+SCENE_NOTEBOOKS = ("01", "07")  # the notebooks that tile the large UAV scene
+
+
+def scene_warning(data: str, scene_dir: Path | None, notebooks: list[Path]) -> str | None:
+    """A warning when real data is used but the UAV scene would be synthetic, else None.
+
+    Real images beside a synthetic scene are easy to miss in the figures of notebooks 01 and
+    07, so the pipeline says so before it starts.
+    """
+    affected = [nb.name for nb in notebooks if nb.name[:2] in SCENE_NOTEBOOKS]
+    if data == "synthetic" or scene_dir is not None or not affected:
+        return None
+    return (
+        f"warning: real data ({data}) but no UAV scene, so {', '.join(affected)} use a synthetic scene; "
+        "name the scene with --scene DIR or EMR_SCENE (see data/README.md)"
+    )
+
+
 def run_pipeline(
     profile: str = "quick",
     data: str | None = None,
@@ -115,6 +134,9 @@ def run_pipeline(
         f"pipeline: profile {profile}, data {data}, scene {scene_dir or 'synthetic'}, "
         f"{len(notebooks)} notebook(s), executed copies in {build}"
     )
+    warning = scene_warning(data, scene_dir, notebooks)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     for notebook in notebooks:
         output = build / notebook.name
         start = time.perf_counter()

@@ -3,7 +3,7 @@ import json
 from torch import nn
 
 from emr_lib.cli import main
-from emr_lib.efficiency import benchmark_steps, count_flops, count_parameters
+from emr_lib.efficiency import benchmark_steps, count_flops, count_parameters, speed_rows
 from emr_lib.models import RefConv, build_model
 
 
@@ -43,6 +43,12 @@ def test_benchmark_reports_ratios_to_the_first_model():
     assert result["a"]["train_ratio"] == 1.0
     assert len(result["b"]["train_times_s"]) == 3
     assert result["b"]["train_images_per_s"] > 0
+
+
+def test_speed_rows_time_comparison_models_beside_the_hrnet_family():
+    rows = speed_rows(["hrnet", "pspnet"], width="18_small", size=32, batch_size=2, repeats=1)
+    assert [(row["model"], row["width"]) for row in rows] == [("hrnet", "18_small"), ("pspnet", "-")]
+    assert rows[0]["train_ratio"] == 1.0 and rows[1]["train_step_s"] > 0
 
 
 def test_efficiency_command_writes_json_and_markdown(tmp_path, capsys):

@@ -6,7 +6,14 @@ import pytest
 
 from conftest import REPO
 from emr_lib import report, viz
-from emr_lib.pipeline import PipelineError, _parameters_for, _select, list_notebooks, store_checked_outputs
+from emr_lib.pipeline import (
+    PipelineError,
+    _parameters_for,
+    _select,
+    list_notebooks,
+    scene_warning,
+    store_checked_outputs,
+)
 
 
 def _project(tmp_path):
@@ -157,6 +164,16 @@ def test_scene_is_found_named_or_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("EMR_SCENE", str(tmp_path / "nowhere"))  # named through the environment: also checked
     with pytest.raises(FileNotFoundError, match="nowhere: expected image.png"):
         report.resolve_scene("auto", root)
+
+
+def test_real_data_with_a_synthetic_scene_is_warned_about(tmp_path):
+    notebooks = list_notebooks(REPO)
+    message = scene_warning("/data/bijie-224", None, notebooks)
+    assert "01_data_exploration.ipynb" in message and "07_generalisation.ipynb" in message
+    assert "--scene DIR or EMR_SCENE" in message
+    assert scene_warning("/data/bijie-224", None, _select(notebooks, ["03,05"])) is None  # no scene used
+    assert scene_warning("/data/bijie-224", tmp_path, notebooks) is None  # a scene was found
+    assert scene_warning("synthetic", None, notebooks) is None  # synthetic throughout: nothing to mix up
 
 
 def test_saved_figures_are_palette_pngs_much_smaller_than_full_colour(tmp_path):
