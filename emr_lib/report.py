@@ -76,14 +76,18 @@ def resolve_scene(scene: str | None = "auto", root: Path | None = None) -> Path 
     ``"auto"`` means ``$EMR_SCENE``, else ``data/uav-scene`` if it is there. A scene that is
     named (argument or ``$EMR_SCENE``) but unusable is an error, not a quiet synthetic stand-in.
     """
+
+    def usable(folder: Path) -> bool:
+        return (folder / "image.png").is_file() and (folder / "mask.png").is_file()
+
     root = root or project_root()
     if scene in (None, "", "auto"):
         scene = os.environ.get("EMR_SCENE")
         if not scene:
             default = root / "data" / "uav-scene"
-            return default if (default / "image.png").is_file() and (default / "mask.png").is_file() else None
+            return default if usable(default) else None
     folder = Path(scene).expanduser()
-    if not ((folder / "image.png").is_file() and (folder / "mask.png").is_file()):
+    if not usable(folder):
         raise FileNotFoundError(
             f"UAV scene {folder}: expected image.png and mask.png in that folder "
             "(see data/README.md; name the scene with --scene or EMR_SCENE)"
