@@ -7,6 +7,8 @@ HRNet; Table 7: efficiency (thop FLOPs at num_classes=21; HRNet at 480 px, other
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 COLUMNS = ("mIoU", "precision", "recall", "accuracy", "F1")
 
 
@@ -37,6 +39,7 @@ TABLE3 = _rows(
         "emr_hrnet": (71.68, 81.12, 85.03, 87.71, 83.03),
     }
 )
+
 # ablation name -> (settings, mIoU)
 TABLE4 = {
     "baseline": ({"dema": False, "rma": False}, 60.99),
@@ -62,6 +65,33 @@ TABLE7 = {
     "hrnet": {"params_M": 29.55, "GFLOPs": 80.18, "mIoU": 59.38},
     "emr_hrnet": {"params_M": 31.21, "GFLOPs": 82.15, "mIoU": 71.68},
 }
+
+
+class PaperTable(NamedTuple):
+    """The paper's model comparison for one dataset (Table 2 or 3)."""
+
+    number: int | None  # None: the paper compares no models on this dataset
+    dataset: str
+    rows: dict[str, dict[str, float]]
+
+    @property
+    def caption(self) -> str:
+        if self.number is None:
+            return f"the paper compares no models on {self.dataset}"
+        return f"beside the paper's Table {self.number} ({self.dataset})"
+
+
+def comparison_table(dataset: str | None) -> PaperTable:
+    """The paper's comparison for results on ``dataset`` (a name from ``emr_lib.data.dataset_kind``).
+
+    Sichuan gets Table 3 and Luding nothing (the paper only shows its maps, Fig. 12);
+    Bijie, the synthetic default and unnamed data (None) get Table 2 (Bijie) as the reference.
+    """
+    if dataset == "sichuan":
+        return PaperTable(3, "Sichuan", TABLE3)
+    if dataset == "luding":
+        return PaperTable(None, "Luding", {})
+    return PaperTable(2, "Bijie", TABLE2)
 
 
 def side_by_side(records: dict[str, dict], paper: dict[str, dict[str, float]] | None = None) -> list[dict]:

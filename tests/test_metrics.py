@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from emr_lib.metrics import confusion_matrix, format_metrics, segmentation_metrics
-from emr_lib.paper import TABLE2, TABLE3, TABLE5
+from emr_lib.paper import TABLE2, TABLE3, TABLE5, comparison_table
 
 PAPER_ROWS = {
     f"{table} {name}": row
@@ -17,6 +17,16 @@ PAPER_ROWS = {
 def test_paper_tables_obey_f1_of_macro_precision_and_recall(row):
     p, r, f1 = PAPER_ROWS[row]["precision"], PAPER_ROWS[row]["recall"], PAPER_ROWS[row]["F1"]
     assert abs(2 * p * r / (p + r) - f1) < 0.011
+
+
+@pytest.mark.parametrize(
+    ("dataset", "number", "rows"),
+    [("bijie", 2, TABLE2), (None, 2, TABLE2), ("sichuan", 3, TABLE3), ("luding", None, {})],
+)
+def test_comparison_table_follows_the_dataset(dataset, number, rows):
+    table = comparison_table(dataset)
+    assert (table.number, table.rows) == (number, rows)
+    assert (f"Table {number}" in table.caption) == (number is not None)
 
 
 def test_hand_computed_two_class_matrix():

@@ -9,7 +9,16 @@ import pytest
 from PIL import Image
 
 from emr_lib.cli import main
-from emr_lib.data import BijieDataset, DataError, SyntheticLandslides, open_dataset, prepare_dataset, safe_extract
+from emr_lib.data import (
+    BijieDataset,
+    DataError,
+    SyntheticLandslides,
+    dataset_kind,
+    open_dataset,
+    prepare_dataset,
+    safe_extract,
+)
+from emr_lib.paper import TABLE3, comparison_table
 
 
 def _png(array) -> bytes:
@@ -68,6 +77,18 @@ def test_prepare_sichuan_tar_with_labels_folder(tmp_path):
     manifest = prepare_dataset("sichuan", tmp_path / "sichuan.tar.gz", tmp_path / "out", progress=False)
     assert manifest["counts"]["landslide"] == 5
     assert len(open_dataset(tmp_path / "out")) == 5
+    assert dataset_kind(tmp_path / "out") == "sichuan"
+    assert comparison_table(dataset_kind(tmp_path / "out")).rows is TABLE3
+
+
+@pytest.mark.real_data
+def test_dataset_kind_of_official_bijie_and_of_unnamed_folders(real_data, tmp_path):
+    assert dataset_kind(real_data / "bijie-224") == "bijie"
+    assert dataset_kind("synthetic") is None
+    (tmp_path / "images").mkdir()
+    assert dataset_kind(tmp_path) is None  # your own data
+    (tmp_path / "manifest.json").write_text(json.dumps({"dataset": "elsewhere"}))
+    assert dataset_kind(tmp_path) is None
 
 
 def _zip_with(path, member, data=b"x", symlink=False):

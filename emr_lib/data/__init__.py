@@ -5,7 +5,7 @@ See ``data/README.md`` for how to obtain and prepare the real datasets.
 
 from .datasets import BijieDataset, DatasetView, FolderDataset, SegmentationFiles, open_dataset, to_item
 from .io import DataError, read_image, read_mask
-from .prepare import prepare_dataset, safe_extract
+from .prepare import dataset_kind, prepare_dataset, safe_extract
 from .splits import ABLATION_SPLIT, PAPER_SPLIT, load_splits, make_splits, save_splits
 from .stats import sample_statistics, summarize_statistics
 from .synthetic import SyntheticLandslides, synthetic_scene
@@ -31,6 +31,7 @@ __all__ = [
     "PAPER_SPLIT",
     "ABLATION_SPLIT",
     "prepare_dataset",
+    "dataset_kind",
     "safe_extract",
     "sample_statistics",
     "summarize_statistics",

@@ -28,7 +28,7 @@ from PIL import Image
 from .datasets import BijieDataset, FolderDataset, SegmentationFiles
 from .io import DataError
 
-__all__ = ["DATASETS", "safe_extract", "find_dataset", "prepare_dataset"]
+__all__ = ["DATASETS", "safe_extract", "find_dataset", "prepare_dataset", "dataset_kind"]
 
 # Official counts (Bijie: Ji et al. 2020; Sichuan: the paper's 107 UAV images; Luding: 230).
 DATASETS = {
@@ -180,3 +180,17 @@ def prepare_dataset(kind: str, src: str | Path, dest: str | Path, progress: bool
     }
     (dest / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return manifest
+
+
+def dataset_kind(path: str | Path) -> str | None:
+    """Which of :data:`DATASETS` a folder holds, or None (the synthetic default, your own data).
+
+    A folder written by :func:`prepare_dataset` names its dataset in ``manifest.json``;
+    a folder in Bijie's official layout is Bijie.
+    """
+    path = Path(path)
+    manifest = path / "manifest.json"
+    if manifest.is_file():
+        kind = json.loads(manifest.read_text()).get("dataset")
+        return kind if kind in DATASETS else None
+    return "bijie" if (path / "landslide" / "image").is_dir() else None
