@@ -115,7 +115,8 @@ class Context:
         return "synthetic default" if self.data == "synthetic" else Path(self.data).name
 
     def provenance_text(self) -> str:
-        return f"{self.notebook} | profile {self.profile} | data {self.data_label} | commit {git_commit()}"
+        seed = f" | seed {self.seed}" if self.seed else ""
+        return f"{self.notebook} | profile {self.profile} | data {self.data_label}{seed} | commit {git_commit()}"
 
     def config(self, model: str = "emr_hrnet", options: dict | None = None, **overrides) -> TrainConfig:
         """The profile's training configuration for ``model`` on this notebook's data.
@@ -128,32 +129,39 @@ class Context:
         config.model_options = {**config.model_options, **(options or {})}
         return config
 
+    def run_dir(self, name: str) -> Path:
+        """Where run ``name`` lives: ``output_dir/<profile>/<name>``, and ``<name>-seed<N>`` for
+        a seed other than 0, so that the runs of several seeds sit side by side."""
+        return self.output_dir / self.profile / (f"{name}-seed{self.seed}" if self.seed else name)
+
     def run(
         self, name: str, model: str = "emr_hrnet", options: dict | None = None, progress: bool = True, **overrides
     ) -> dict:
         """Train (or reuse) run ``name`` and return its record.
 
-        A finished run in ``output_dir/<profile>/<name>`` with the same configuration is
-        reused; an interrupted one is resumed; anything else is trained from scratch.
+        A finished run in :meth:`run_dir` with the same configuration is reused; an
+        interrupted one (stopped, or killed mid-epoch) is resumed from its ``last.pt``. A run
+        with another configuration (other data or profile settings, say) is never deleted: it
+        is moved aside to ``<folder>.replaced-<time>`` before this one trains from scratch.
         """
-        from .train import train
+        from .train import load_checkpoint, train
 
         config = self.config(model, options, **overrides)
-        out = self.output_dir / self.profile / name
-        record_path = out / "record.json"
+        wanted = json.loads(json.dumps(config.to_dict()))  # as stored: tuples become lists
+        out = self.run_dir(name)
+        record_path, last_path = out / "record.json", out / "last.pt"
         if record_path.is_file():
             record = json.loads(record_path.read_text())
-            if record.get("status") == "finished" and record.get("config") == config.to_dict():
+            if record.get("status") == "finished" and record.get("config") == wanted:
                 print(f"reusing {out} (test mIoU {100 * record['test_metrics']['mIoU']:.2f})")
                 return record
-        resume = (
-            (out / "last.pt").is_file()
-            and record_path.is_file()
-            and json.loads(record_path.read_text()).get("config") == config.to_dict()
-        )
-        if not resume:
-            for stale in ("last.pt", "best.pt", "record.json", "history.json", "history.csv"):
-                (out / stale).unlink(missing_ok=True)
+        # last.pt is written after every epoch, record.json only when a run ends, so a
+        # killed run has only last.pt; its configuration says whether to resume it
+        resume = last_path.is_file() and json.loads(json.dumps(load_checkpoint(last_path).get("config"))) == wanted
+        if not resume and out.is_dir() and any(out.iterdir()):
+            kept = out.with_name(f"{out.name}.replaced-{_dt.datetime.now():%Y%m%d-%H%M%S}")
+            out.rename(kept)
+            print(f"{out} held a run with another configuration; it is kept in {kept}")
         return train(config, out, resume=resume, progress=progress and not headless())
 
     def _register(self, name: str, files: list[Path], kind: str, caption: str) -> None:
