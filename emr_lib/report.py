@@ -23,6 +23,8 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import re
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +41,7 @@ __all__ = [
     "read_manifest",
     "interactive",
     "headless",
+    "seed_summary",
 ]
 
 
@@ -164,6 +167,25 @@ class Context:
             print(f"{out} held a run with another configuration; it is kept in {kept}")
         return train(config, out, resume=resume, progress=progress and not headless())
 
+    def seed_records(self, name: str) -> dict[int, dict]:
+        """Finished records of run ``name`` for every seed in the output folder, by seed.
+
+        Only runs whose settings, the seed aside, match this notebook's run of ``name`` count
+        (it must have finished), so a summary never mixes in runs of other settings.
+        """
+
+        def settings(record: dict) -> dict:
+            return {k: v for k, v in record["config"].items() if k != "seed"}
+
+        own = settings(json.loads((self.run_dir(name) / "record.json").read_text()))
+        found = {}
+        for path in (self.output_dir / self.profile).glob(f"{name}*/record.json"):
+            record = json.loads(path.read_text())
+            same_run = re.fullmatch(rf"{re.escape(name)}(-seed\d+)?", path.parent.name)
+            if same_run and record.get("status") == "finished" and settings(record) == own:
+                found[record["seed"]] = record
+        return dict(sorted(found.items()))
+
     def _register(self, name: str, files: list[Path], kind: str, caption: str) -> None:
         manifest_path = self.figures_dir / "manifest.json"
         manifest = read_manifest(manifest_path)
@@ -211,6 +233,27 @@ class Context:
             writer.writerows(rows)
         self._register(name, [md_path, csv_path], "table", caption)
         return markdown
+
+
+def seed_summary(records: dict[str, dict[int, dict]], key: str = "mIoU", label: str = "configuration") -> list[dict]:
+    """Mean, standard deviation and range (percent) of test ``key`` over seeds, one row per entry.
+
+    ``records`` maps a row label to its records by seed (:meth:`Context.seed_records`).
+    """
+    rows = []
+    for row, by_seed in records.items():
+        values = [100 * record["test_metrics"][key] for record in by_seed.values()]
+        rows.append(
+            {
+                label: row,
+                "seeds": ", ".join(map(str, by_seed)),
+                f"{key}_mean": statistics.fmean(values),
+                f"{key}_sd": statistics.stdev(values) if len(values) > 1 else float("nan"),
+                f"{key}_min": min(values),
+                f"{key}_max": max(values),
+            }
+        )
+    return rows
 
 
 def notebook_context(

@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import math
 
 import nbformat
 import numpy as np
@@ -211,12 +212,26 @@ def test_notebook_runs_are_reused_resumed_and_never_deleted(tmp_path, capsys):
     assert resumed["test_confusion_matrix"] == first["test_confusion_matrix"]
 
     seed1 = dataclasses.replace(ctx, seed=1)
-    assert seed1.run("demo", progress=False, **tiny)["seed"] == 1
-    assert seed1.run_dir("demo").name == "demo-seed1"
+    second = seed1.run("demo", progress=False, **tiny)
+    assert second["seed"] == 1 and seed1.run_dir("demo").name == "demo-seed1"
     assert ctx.run("demo", progress=False, **tiny) == first  # seed 0 is still there
     assert "seed 1" in seed1.provenance_text() and "seed" not in ctx.provenance_text()
+    assert ctx.seed_records("demo") == seed1.seed_records("demo") == {0: first, 1: second}
 
-    ctx.run("demo", progress=False, **{**tiny, "epochs": 1})  # another configuration, same folder
+    shorter = ctx.run("demo", progress=False, **{**tiny, "epochs": 1})  # other settings, same folder
     kept = list((tmp_path / "runs" / "quick").glob("demo.replaced-*"))
     assert len(kept) == 1
     assert json.loads((kept[0] / "record.json").read_text())["epochs_run"] == 2
+    assert ctx.seed_records("demo") == {0: shorter}  # seed 1 ran 2 epochs: not the same settings
+
+
+def test_seed_summary_gives_mean_spread_and_range():
+    def record(miou):
+        return {"test_metrics": {"mIoU": miou}}
+
+    rows = report.seed_summary({"+DEMA": {0: record(0.80), 1: record(0.84), 2: record(0.82)}, "one": {0: record(0.5)}})
+    assert rows[0]["seeds"] == "0, 1, 2"
+    assert rows[0]["mIoU_mean"] == pytest.approx(82.0)
+    assert rows[0]["mIoU_sd"] == pytest.approx(2.0)
+    assert (rows[0]["mIoU_min"], rows[0]["mIoU_max"]) == pytest.approx((80.0, 84.0))
+    assert rows[1]["mIoU_mean"] == pytest.approx(50.0) and math.isnan(rows[1]["mIoU_sd"])
