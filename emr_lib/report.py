@@ -150,7 +150,11 @@ class Context:
         from .train import load_checkpoint, train
 
         config = self.config(model, options, **overrides)
-        wanted = json.loads(json.dumps(config.to_dict()))  # as stored: tuples become lists
+
+        def as_stored(settings: dict | None) -> dict | None:  # as JSON stores it: tuples become lists
+            return json.loads(json.dumps(settings))
+
+        wanted = as_stored(config.to_dict())
         out = self.run_dir(name)
         record_path, last_path = out / "record.json", out / "last.pt"
         if record_path.is_file():
@@ -160,7 +164,7 @@ class Context:
                 return record
         # last.pt is written after every epoch, record.json only when a run ends, so a
         # killed run has only last.pt; its configuration says whether to resume it
-        resume = last_path.is_file() and json.loads(json.dumps(load_checkpoint(last_path).get("config"))) == wanted
+        resume = last_path.is_file() and as_stored(load_checkpoint(last_path).get("config")) == wanted
         if not resume and out.is_dir() and any(out.iterdir()):
             kept = out.with_name(f"{out.name}.replaced-{_dt.datetime.now():%Y%m%d-%H%M%S}")
             out.rename(kept)

@@ -46,6 +46,7 @@ from .data import (
     DatasetView,
     FolderDataset,
     SyntheticLandslides,
+    is_bijie_layout,
     load_splits,
     make_splits,
     open_dataset,
@@ -187,7 +188,7 @@ def _open_base(config: TrainConfig):
     path = Path(config.data).expanduser()
     if not path.exists():
         raise DataError(f"data folder not found: {path}. Pass --data PATH (see data/README.md) or 'synthetic'.")
-    if (path / "landslide" / "image").is_dir():
+    if is_bijie_layout(path):
         return BijieDataset(path, include_non_landslide=config.include_non_landslide), str(path)
     base = open_dataset(path)
     manifest = path / "manifest.json"

@@ -3,7 +3,15 @@
 See ``data/README.md`` for how to obtain and prepare the real datasets.
 """
 
-from .datasets import BijieDataset, DatasetView, FolderDataset, SegmentationFiles, open_dataset, to_item
+from .datasets import (
+    BijieDataset,
+    DatasetView,
+    FolderDataset,
+    SegmentationFiles,
+    is_bijie_layout,
+    open_dataset,
+    to_item,
+)
 from .io import DataError, read_image, read_mask
 from .prepare import dataset_kind, prepare_dataset, safe_extract
 from .splits import ABLATION_SPLIT, PAPER_SPLIT, load_splits, make_splits, save_splits
@@ -20,6 +28,7 @@ __all__ = [
     "synthetic_scene",
     "DataError",
     "open_dataset",
+    "is_bijie_layout",
     "read_image",
     "read_mask",
     "to_item",

@@ -243,10 +243,15 @@ class DatasetView(Dataset):
         return to_item(image, mask, self.names[index])
 
 
+def is_bijie_layout(path: str | Path) -> bool:
+    """Whether ``path`` is a dataset root in Bijie's official layout (``landslide/image/``)."""
+    return (Path(path) / "landslide" / "image").is_dir()
+
+
 def open_dataset(path: str | Path, **options) -> SegmentationFiles:
     """Open a dataset folder by its layout: Bijie's official layout, or ``images/`` + ``masks/``."""
     path = Path(path)
-    if (path / "landslide" / "image").is_dir():
+    if is_bijie_layout(path):
         return BijieDataset(path, **options)
     if (path / "images").is_dir() and (path / "masks").is_dir():
         return FolderDataset(path / "images", path / "masks", **options)

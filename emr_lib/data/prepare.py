@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
-from .datasets import BijieDataset, FolderDataset, SegmentationFiles
+from .datasets import BijieDataset, FolderDataset, SegmentationFiles, is_bijie_layout
 from .io import DataError
 
 __all__ = ["DATASETS", "safe_extract", "find_dataset", "prepare_dataset", "dataset_kind"]
@@ -101,7 +101,7 @@ def find_dataset(root: Path, kind: str) -> SegmentationFiles:
     """Locate the dataset inside an extracted download and open it."""
     if kind == "bijie":
         for dirpath, dirnames, _ in os.walk(root):
-            if "landslide" in dirnames and (Path(dirpath) / "landslide" / "image").is_dir():
+            if "landslide" in dirnames and is_bijie_layout(dirpath):
                 return BijieDataset(dirpath)
         raise DataError(
             f"no Bijie layout (landslide/image, landslide/mask) found under {root}; "
@@ -193,4 +193,4 @@ def dataset_kind(path: str | Path) -> str | None:
     if manifest.is_file():
         kind = json.loads(manifest.read_text()).get("dataset")
         return kind if kind in DATASETS else None
-    return "bijie" if (path / "landslide" / "image").is_dir() else None
+    return "bijie" if is_bijie_layout(path) else None
