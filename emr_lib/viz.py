@@ -21,7 +21,7 @@ __all__ = [
     "plot_pairs",
     "plot_history",
     "plot_overlays",
-    "plot_metric_bars",
+    "plot_metric_comparison",
     "plot_scene",
     "save_figure",
     "OVERLAY_COLOURS",
@@ -159,18 +159,35 @@ def plot_pairs(pairs: Sequence[tuple], titles: tuple[str, str] = ("before", "aft
     return fig
 
 
-def plot_metric_bars(rows: Sequence[dict], key: str = "mIoU", label: str = "model"):
-    """Our metric next to the paper's (``paper_<key>``) for each row."""
+def plot_metric_comparison(rows: Sequence[dict], key: str = "mIoU", label: str = "model"):
+    """Our metric next to the paper's (``paper_<key>``) for each row, as a dot plot.
+
+    One line per row (top to bottom in table order): a filled dot for this kit, an open
+    diamond for the paper, joined so the gap reads at a glance. Dots, unlike bars, need no
+    zero baseline, so the axis spans only the values and differences of a point stay
+    visible. Rows without a paper value show only this kit's dot. The legend sits below
+    the axes, where it cannot cover a row.
+    """
     import matplotlib.pyplot as plt
 
     names = [r[label] for r in rows]
-    x = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(1.3 * len(rows) + 2, 3.4))
-    ax.bar(x - 0.2, [r[key] for r in rows], width=0.4, label="this kit")
-    ax.bar(x + 0.2, [r.get(f"paper_{key}", np.nan) for r in rows], width=0.4, label="paper")
-    ax.set_xticks(x, names, rotation=20)
-    ax.set(ylabel=f"{key} (%)")
-    ax.legend()
+    ours = np.array([r[key] for r in rows], dtype=float)
+    paper = np.array([r.get(f"paper_{key}", np.nan) for r in rows], dtype=float)
+    y = np.arange(len(rows))[::-1]  # first row on top, as in the table
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.6))
+    ax.hlines(y, np.fmin(ours, paper), np.fmax(ours, paper), color="0.75", zorder=1)
+    ax.scatter(ours, y, s=45, color="tab:blue", zorder=3, label="this kit")
+    ax.scatter(paper, y, s=45, marker="D", facecolors="white", edgecolors="tab:orange", zorder=2, label="paper")
+    for value, row in zip(ours, y):
+        ax.annotate(f"{value:.1f}", (value, row), xytext=(0, 6), textcoords="offset points", ha="center", fontsize=7)
+    values = np.concatenate([ours, paper[np.isfinite(paper)]])
+    margin = max(1.0, 0.08 * (values.max() - values.min()))
+    ax.set_xlim(values.min() - margin, values.max() + margin)
+    ax.set_yticks(y, names)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.set_xlabel(f"{key} (%)")
+    ax.grid(axis="x", color="0.92")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, frameon=False)
     fig.tight_layout()
     return fig
 

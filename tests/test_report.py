@@ -235,3 +235,26 @@ def test_seed_summary_gives_mean_spread_and_range():
     assert rows[0]["mIoU_sd"] == pytest.approx(2.0)
     assert (rows[0]["mIoU_min"], rows[0]["mIoU_max"]) == pytest.approx((80.0, 84.0))
     assert rows[1]["mIoU_mean"] == pytest.approx(50.0) and math.isnan(rows[1]["mIoU_sd"])
+
+
+def test_metric_comparison_shows_every_row_on_a_cut_axis_with_the_legend_clear_of_the_data():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    rows = [
+        {"model": "a", "mIoU": 85.2, "paper_mIoU": 80.2},
+        {"model": "b", "mIoU": 84.5, "paper_mIoU": 81.7},
+        {"model": "c", "mIoU": 78.1},  # no paper value
+    ]
+    fig = viz.plot_metric_comparison(rows, "mIoU")
+    ax = fig.axes[0]
+    assert {t.get_text(): y for t, y in zip(ax.get_yticklabels(), ax.get_yticks())} == {"a": 2, "b": 1, "c": 0}
+    ours, paper = (collection.get_offsets() for collection in ax.collections[1:])
+    assert list(ours[:, 1]) == [2, 1, 0] and list(ours[:, 0]) == [85.2, 84.5, 78.1]
+    assert np.ma.getmaskarray(paper)[2].all() and not np.ma.getmaskarray(paper)[:2].any()  # none for the missing value
+    low, high = ax.get_xlim()
+    assert 70 < low < 78.1 and 85.2 < high < 90  # the axis spans the values, not 0-100
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legend_box = ax.get_legend().get_window_extent(renderer)
+    assert legend_box.y1 < ax.get_window_extent(renderer).y0  # below the axes, so it covers no row
