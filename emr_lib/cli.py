@@ -75,7 +75,9 @@ def _cmd_data_split(args: argparse.Namespace) -> None:
         raise CLIError("--ratios takes 2 (train test) or 3 (train val test) numbers")
     keys = ["train", "val", "test"] if len(args.ratios) == 3 else ["train", "test"]
     total = sum(args.ratios)
-    splits = make_splits(open_dataset(args.data).names, dict(zip(keys, [r / total for r in args.ratios])), args.seed)
+    # the same images training opens, so the split files name only images it has
+    names = open_dataset(args.data, include_non_landslide=args.include_non_landslide).names
+    splits = make_splits(names, dict(zip(keys, [r / total for r in args.ratios])), args.seed)
     save_splits(splits, args.out)
     print("  ".join(f"{k}: {len(v)}" for k, v in splits.items()) + f"  -> {args.out}")
 
@@ -319,6 +321,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="train val test (default 6 2 2, the paper's), or train test (4 1 for the ablation)",
     )
     split.add_argument("--seed", type=int, default=0)
+    split.add_argument(
+        "--include-non-landslide",
+        action="store_true",
+        help="also split the non-landslide images (training leaves them out unless include_non_landslide is set)",
+    )
     split.add_argument("--out", required=True, help="folder for train.txt, val.txt, test.txt")
     split.set_defaults(func=_cmd_data_split)
 

@@ -41,12 +41,10 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from .augment import CenterRep as CenterRepTransform
 from .augment import Compose, Resize, eval_transform, expand_dataset, train_transform
 from .data import (
-    BijieDataset,
     DataError,
     DatasetView,
     FolderDataset,
     SyntheticLandslides,
-    is_bijie_layout,
     load_splits,
     make_splits,
     open_dataset,
@@ -188,16 +186,7 @@ def _open_base(config: TrainConfig):
     path = Path(config.data).expanduser()
     if not path.exists():
         raise DataError(f"data folder not found: {path}. Pass --data PATH (see data/README.md) or 'synthetic'.")
-    if is_bijie_layout(path):
-        return BijieDataset(path, include_non_landslide=config.include_non_landslide), str(path)
-    base = open_dataset(path)
-    manifest = path / "manifest.json"
-    if not config.include_non_landslide and manifest.is_file():
-        non_landslide = set(json.loads(manifest.read_text()).get("non_landslide", []))
-        if non_landslide:
-            keep = [n for n in base.names if n not in non_landslide]
-            base = FolderDataset(path / "images", path / "masks", names=keep)
-    return base, str(path)
+    return open_dataset(path, include_non_landslide=config.include_non_landslide), str(path)
 
 
 def build_splits(config: TrainConfig, out_dir: str | Path | None = None):

@@ -164,6 +164,23 @@ def test_synthetic_empty_share_and_save(tmp_path):
     assert len(open_dataset(tmp_path)) == 4
 
 
+def test_landslide_only_means_the_same_images_for_training_and_split_files(tmp_path):
+    import json
+
+    from emr_lib.cli import main
+
+    SyntheticLandslides(4, size=64).save(tmp_path / "prepared")
+    everything = open_dataset(tmp_path / "prepared").names
+    # a prepared folder lists its non-landslide images in manifest.json (data prepare writes it)
+    (tmp_path / "prepared" / "manifest.json").write_text(json.dumps({"non_landslide": everything[:1]}))
+    assert open_dataset(tmp_path / "prepared").names == everything
+    assert open_dataset(tmp_path / "prepared", include_non_landslide=False).names == everything[1:]
+    for flags, expected in (([], 3), (["--include-non-landslide"], 4)):
+        out = tmp_path / f"splits{len(flags)}"
+        assert main(["data", "split", str(tmp_path / "prepared"), "--ratios", "1", "1", "--out", str(out), *flags]) == 0
+        assert sum(len(f.read_text().split()) for f in out.glob("*.txt")) == expected
+
+
 # --- splits ----------------------------------------------------------------------------------
 
 

@@ -49,6 +49,7 @@ def test_prepare_bijie_zip_writes_the_kit_layout_and_manifest(real_data, tmp_pat
     assert any("official release has 770" in note for note in manifest["notes"])
     prepared = open_dataset(tmp_path / "out")
     assert len(prepared) == 9 and set(names) <= set(prepared.names)
+    assert len(open_dataset(tmp_path / "out", include_non_landslide=False)) == 6  # what training opens
     for relative, digest in manifest["files"].items():
         assert hashlib.sha256((tmp_path / "out" / relative).read_bytes()).hexdigest() == digest
     original = BijieDataset(real_data / "bijie-224")

@@ -14,6 +14,7 @@ An optional ``transform(image, mask) -> (image, mask)`` works on NumPy arrays
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -248,12 +249,22 @@ def is_bijie_layout(path: str | Path) -> bool:
     return (Path(path) / "landslide" / "image").is_dir()
 
 
-def open_dataset(path: str | Path, **options) -> SegmentationFiles:
-    """Open a dataset folder by its layout: Bijie's official layout, or ``images/`` + ``masks/``."""
+def open_dataset(path: str | Path, include_non_landslide: bool = True, **options) -> SegmentationFiles:
+    """Open a dataset folder by its layout: Bijie's official layout, or ``images/`` + ``masks/``.
+
+    ``include_non_landslide=False`` keeps only the landslide images in either layout: Bijie
+    keeps them in their own folder, a prepared folder lists them in ``manifest.json``.
+    """
     path = Path(path)
     if is_bijie_layout(path):
-        return BijieDataset(path, **options)
+        return BijieDataset(path, include_non_landslide=include_non_landslide, **options)
     if (path / "images").is_dir() and (path / "masks").is_dir():
+        manifest = path / "manifest.json"
+        if not include_non_landslide and "names" not in options and manifest.is_file():
+            non_landslide = set(json.loads(manifest.read_text()).get("non_landslide", []))
+            if non_landslide:
+                listed = FolderDataset(path / "images", path / "masks").names
+                options["names"] = [name for name in listed if name not in non_landslide]
         return FolderDataset(path / "images", path / "masks", **options)
     raise DataError(
         f"{path} is neither in the Bijie layout (landslide/image, landslide/mask) nor an images/ + masks/ "
