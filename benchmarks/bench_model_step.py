@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from emr_lib.efficiency import hrnet_speed_rows, table_markdown
+from emr_lib.efficiency import HRNET_FAMILY, speed_rows
+from emr_lib.figures import table_markdown
 from emr_lib.provenance import provenance
 
 
@@ -30,7 +31,7 @@ def main() -> None:
     parser.add_argument("--out", default="runs/benchmarks/model_step.json")
     args = parser.parse_args()
     width = int(args.width) if args.width.isdigit() else args.width
-    rows = hrnet_speed_rows(width, args.size, args.batch, args.repeats, args.device)
+    rows = speed_rows(HRNET_FAMILY, width, args.size, args.batch, args.repeats, args.device)
     print(table_markdown(rows, floatfmt=".3f"))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

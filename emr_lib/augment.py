@@ -1,8 +1,12 @@
-"""Augmentation: CenterRep (the paper's own), standard joint transforms, offline expansion.
+"""Augmentation: CenterRep (the paper's own) and the joint transforms of one training recipe.
 
 All functions work on NumPy arrays: images (H, W, 3) uint8, masks (H, W) uint8 with
 0 (background) and 1 (landslide). Image and mask are always transformed together
 (nearest-neighbour for masks).
+
+:func:`train_transform` is the one augmentation recipe. Training applies it online;
+the offline expansion (:mod:`emr_lib.expansion`) applies the same recipe and writes the
+parameters each transform drew (``Compose.apply``) into its manifest.
 
 CenterRep, as we read the paper's five steps (Section 2.2)
 -----------------------------------------------------------
@@ -32,9 +36,7 @@ leaves the sample unchanged.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -52,19 +54,16 @@ __all__ = [
     "CenterRep",
     "train_transform",
     "eval_transform",
-    "expand_dataset",
-    "PAPER_EXPANSION",
 ]
 
-# Bijie 770 -> 5720 and Sichuan 107 -> 804 images in the paper: about 7.4x.
-PAPER_EXPANSION = 5720 / 770
+Ops = list[dict]  # what the transforms of one call drew, one dict per transform that changed the sample
 
 
 def _as_rng(rng) -> np.random.Generator:
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
-def _fill_range(fill) -> tuple[float, float]:
+def fill_range(fill) -> tuple[float, float]:
     lo, hi = (fill, fill) if np.isscalar(fill) else fill
     if not 0 < lo <= hi <= 1:
         raise ValueError(f"fill must be a fraction or a (low, high) range in (0, 1], got {fill}")
@@ -131,7 +130,7 @@ def center_rep(
     if per not in ("component", "union"):
         raise ValueError(f"per must be 'component' or 'union', got {per!r}")
     rng = _as_rng(rng)
-    lo, hi = _fill_range(fill)
+    lo, hi = fill_range(fill)
     out_image, out_mask = image.copy(), (mask > 0).astype(np.uint8)
     landslide = out_mask.astype(bool)
     info = []
@@ -207,12 +206,17 @@ def resize(image, mask, size: int | tuple[int, int]):
     return image, mask
 
 
-class Compose:
-    """Apply transforms in order; each gets ``(image, mask, rng)``.
+def _log(ops: Ops | None, op: dict) -> None:
+    if ops is not None:
+        ops.append(op)
 
-    The NumPy generator is seeded from torch's RNG at every call, so
-    ``torch.manual_seed`` (and DataLoader's per-worker seeding) makes augmentation
-    reproducible.
+
+class Compose:
+    """Apply transforms in order; each gets ``(image, mask, rng, ops)`` and appends what it drew to ``ops``.
+
+    Called as ``transform(image, mask)``, the NumPy generator is seeded from torch's RNG,
+    so ``torch.manual_seed`` (and DataLoader's per-worker seeding) makes augmentation
+    reproducible. :meth:`apply` takes a generator and also returns the drawn parameters.
     """
 
     def __init__(self, transforms: Sequence[Callable]):
@@ -220,9 +224,17 @@ class Compose:
 
     def __call__(self, image: np.ndarray, mask: np.ndarray):
         rng = np.random.default_rng(int(torch.randint(0, 2**62, ())))
-        for transform in self.transforms:
-            image, mask = transform(image, mask, rng)
+        image, mask, _ = self.apply(image, mask, rng)
         return image, mask
+
+    def apply(
+        self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, Ops]:
+        """``(image, mask, ops)``: the transformed sample and, per transform that changed it, its parameters."""
+        ops: Ops = []
+        for transform in self.transforms:
+            image, mask = transform(image, mask, rng, ops)
+        return image, mask, ops
 
     def __repr__(self) -> str:
         return f"Compose({self.transforms})"
@@ -232,7 +244,7 @@ class Resize:
     def __init__(self, size: int | tuple[int, int]):
         self.size = size
 
-    def __call__(self, image, mask, rng=None):
+    def __call__(self, image, mask, rng=None, ops=None):
         return resize(image, mask, self.size)
 
     def __repr__(self) -> str:
@@ -243,33 +255,43 @@ class RandomFlip:
     def __init__(self, p: float = 0.5):
         self.p = p
 
-    def __call__(self, image, mask, rng):
-        return flip(image, mask, rng.random() < self.p, rng.random() < self.p)
+    def __call__(self, image, mask, rng, ops: Ops | None = None):
+        horizontal, vertical = bool(rng.random() < self.p), bool(rng.random() < self.p)
+        if horizontal or vertical:
+            _log(ops, {"op": "flip", "horizontal": horizontal, "vertical": vertical})
+        return flip(image, mask, horizontal, vertical)
 
 
 class RandomRotate90:
-    def __call__(self, image, mask, rng):
-        return rotate90(image, mask, int(rng.integers(4)))
+    def __call__(self, image, mask, rng, ops: Ops | None = None):
+        k = int(rng.integers(4))
+        if k:
+            _log(ops, {"op": "rotate90", "k": k})
+        return rotate90(image, mask, k)
 
 
 class RandomRotation:
     def __init__(self, degrees: float = 30, p: float = 0.5):
         self.degrees, self.p = degrees, p
 
-    def __call__(self, image, mask, rng):
+    def __call__(self, image, mask, rng, ops: Ops | None = None):
         if rng.random() >= self.p:
             return image, mask
-        return rotate(image, mask, rng.uniform(-self.degrees, self.degrees))
+        angle = float(rng.uniform(-self.degrees, self.degrees))
+        _log(ops, {"op": "rotate", "degrees": angle})
+        return rotate(image, mask, angle)
 
 
 class RandomBrightness:
     def __init__(self, delta: float = 0.2, p: float = 0.5):
         self.delta, self.p = delta, p
 
-    def __call__(self, image, mask, rng):
+    def __call__(self, image, mask, rng, ops: Ops | None = None):
         if rng.random() >= self.p:
             return image, mask
-        return brightness(image, mask, rng.uniform(1 - self.delta, 1 + self.delta))
+        factor = float(rng.uniform(1 - self.delta, 1 + self.delta))
+        _log(ops, {"op": "brightness", "factor": factor})
+        return brightness(image, mask, factor)
 
 
 class CenterRep:
@@ -282,20 +304,31 @@ class CenterRep:
     def __init__(self, p: float = 0.5, fill=(0.2, 0.3), sources: Sequence[np.ndarray] | None = None):
         self.p, self.fill, self.sources = p, fill, sources
 
-    def __call__(self, image, mask, rng):
+    def __call__(self, image, mask, rng, ops: Ops | None = None):
         if rng.random() >= self.p or not mask.any():
             return image, mask
         source = self.sources[rng.integers(len(self.sources))] if self.sources else None
-        return center_rep(image, mask, self.fill, source=source, rng=rng)
+        image, mask, info = center_rep(image, mask, self.fill, source=source, rng=rng, return_info=True)
+        patches = [
+            {"patch": p["patch"], "fraction": round(p["achieved_fraction"], 4), "content": p["content"]} for p in info
+        ]
+        _log(ops, {"op": "center_rep", "patches": patches})
+        return image, mask
 
 
 def train_transform(
-    size=None, centerrep: float = 0.0, rotation: float = 30, brightness_delta: float = 0.2, sources=None
+    size=None,
+    centerrep: float = 0.0,
+    rotation: float = 30,
+    brightness_delta: float = 0.2,
+    sources=None,
+    fill=(0.2, 0.3),
 ) -> Compose:
-    """The paper's augmentations (rotation, brightness) plus flips, optionally CenterRep, then resize."""
+    """The training recipe: CenterRep with probability ``centerrep`` (if > 0), flips, 90-degree
+    rotations, a small rotation and a brightness change (the paper's), then resize to ``size``."""
     steps: list[Callable] = []
     if centerrep > 0:
-        steps.append(CenterRep(centerrep, sources=sources))
+        steps.append(CenterRep(centerrep, fill=fill, sources=sources))
     steps += [RandomFlip(), RandomRotate90()]
     if rotation:
         steps.append(RandomRotation(rotation))
@@ -308,97 +341,3 @@ def train_transform(
 
 def eval_transform(size=None) -> Compose | None:
     return Compose([Resize(size)]) if size else None
-
-
-def expand_dataset(
-    dataset,
-    train_names: Sequence[str],
-    out_dir: str | Path,
-    factor: float = PAPER_EXPANSION,
-    centerrep_p: float = 0.5,
-    fill=(0.2, 0.3),
-    seed: int = 0,
-    progress: bool = True,
-) -> dict:
-    """Write the training split and augmented copies of it, like the paper's offline expansion.
-
-    Only ``train_names`` are read and expanded (make the split first, on the original
-    images, so no copy of a validation or test image can reach training). The output
-    holds ``round(factor * len(train_names))`` samples: every original plus copies made
-    by CenterRep (probability ``centerrep_p``, landslide images only) followed by random
-    flips, 90-degree rotations, a small rotation and a brightness change. Non-landslide
-    training images serve as CenterRep's patch sources when there are any.
-
-    Writes ``images/``, ``masks/`` (0/1 PNG) and ``manifest.json``, which says for every
-    file which original and which operations (with their parameters) produced it.
-    """
-    from tqdm.auto import tqdm
-
-    from .data.datasets import indices_of
-
-    # checked before any folder is made, so a wrong split leaves nothing behind
-    positions = dict(zip(train_names, indices_of(dataset.names, train_names)))
-    out_dir = Path(out_dir)
-    (out_dir / "images").mkdir(parents=True, exist_ok=True)
-    (out_dir / "masks").mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    n = len(train_names)
-    total = max(n, round(factor * n))
-    copies = np.full(n, (total - n) // n)
-    copies[rng.permutation(n)[: (total - n) % n]] += 1
-
-    samples = {name: dataset.read(positions[name]) for name in tqdm(train_names, desc="reading", disable=not progress)}
-    sources = [image for image, mask in samples.values() if not mask.any()]
-    records = []
-
-    def write(name: str, image: np.ndarray, mask: np.ndarray, source: str, ops: list) -> None:
-        Image.fromarray(image).save(out_dir / "images" / f"{name}.png")
-        Image.fromarray(mask.astype(np.uint8)).save(out_dir / "masks" / f"{name}.png")
-        records.append({"file": f"{name}.png", "source": source, "ops": ops})
-
-    for name, k in tqdm(list(zip(train_names, copies)), desc="expanding", disable=not progress):
-        image, mask = samples[name]
-        write(name, image, mask, name, [])
-        for j in range(int(k)):
-            img, msk, ops = image, mask, []
-            if mask.any() and rng.random() < centerrep_p:
-                source = sources[rng.integers(len(sources))] if sources else None
-                img, msk, info = center_rep(img, msk, fill, source=source, rng=rng, return_info=True)
-                ops.append(
-                    {
-                        "op": "center_rep",
-                        "patches": [
-                            {"patch": p["patch"], "fraction": round(p["achieved_fraction"], 4), "content": p["content"]}
-                            for p in info
-                        ],
-                    }
-                )
-            horizontal, vertical = bool(rng.random() < 0.5), bool(rng.random() < 0.5)
-            if horizontal or vertical:
-                img, msk = flip(img, msk, horizontal, vertical)
-                ops.append({"op": "flip", "horizontal": horizontal, "vertical": vertical})
-            k90 = int(rng.integers(4))
-            if k90:
-                img, msk = rotate90(img, msk, k90)
-                ops.append({"op": "rotate90", "k": k90})
-            if rng.random() < 0.5:
-                angle = round(float(rng.uniform(-30, 30)), 2)
-                img, msk = rotate(img, msk, angle)
-                ops.append({"op": "rotate", "degrees": angle})
-            if rng.random() < 0.5:
-                factor_b = round(float(rng.uniform(0.8, 1.2)), 3)
-                img, msk = brightness(img, msk, factor_b)
-                ops.append({"op": "brightness", "factor": factor_b})
-            write(f"{name}__aug{j + 1:02d}", img, msk, name, ops)
-
-    manifest = {
-        "originals": n,
-        "total": len(records),
-        "factor": factor,
-        "centerrep_p": centerrep_p,
-        "fill": list(_fill_range(fill)),
-        "seed": seed,
-        "files": records,
-    }
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    return manifest

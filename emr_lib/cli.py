@@ -4,63 +4,87 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
-__all__ = ["main"]
+from .checkpoints import CheckpointError, load_checkpoint, model_from_checkpoint
+from .data import (
+    DataError,
+    SyntheticLandslides,
+    dataset_kind,
+    make_splits,
+    open_dataset,
+    prepare_dataset,
+    save_splits,
+    tile_scene,
+)
+from .efficiency import efficiency_table
+from .experiments import run_table, table_rows, table_runs
+from .figures import table_markdown
+from .inference import evaluate
+from .metrics import format_metrics
+from .models import PretrainedWeightsError, build_model, list_models
+from .notebook import Context
+from .paths import project_root, resolve_data
+from .pipeline import PipelineError, run_pipeline, store_checked_outputs
+from .profiles import PROFILES, TrainConfig, apply_overrides, get_config, parse_override
+from .provenance import provenance
+from .run_data import run_datasets
+from .runs import RunFolderError, run_or_reuse
+from .runtime import select_device
+
+__all__ = ["main", "build_parser"]
+
+DATA_HELP = (
+    "dataset folder (Bijie layout or images/ + masks/) or 'synthetic'; default: $EMR_DATA, else data/bijie "
+    "if present, else the synthetic default"
+)
 
 
 class CLIError(Exception):
     """A user error: printed as one clear message, exit status 2, no traceback."""
 
 
-def _cmd_efficiency(args: argparse.Namespace) -> None:
-    from .efficiency import efficiency_table, table_markdown
-    from .models import build_model, list_models
-    from .provenance import provenance
+EFFICIENCY_COLUMNS = ["model", "num_classes", "size", "params_M", "GFLOPs_torch", "GFLOPs_modules"]
+EFFICIENCY_NOTE = (
+    "GFLOPs_torch: torch.utils.flop_counter (every conv and matmul, functional ones included). "
+    "GFLOPs_modules: nn.Conv2d/nn.Linear modules only, close to the paper's thop convention, which "
+    "misses functional convs (RefConv), matmuls (MDTA, EMA), interpolation and norms. 2 FLOPs per "
+    "multiply-add in both. Paper values: Table 7 at num_classes=21 (HRNet at 480 px, others at 512); "
+    "the paper's comparison models are the 'bubbliiiing' implementations, ours are "
+    "segmentation-models-pytorch's, so their counts differ."
+)
 
-    models = args.models or list_models()
-    unknown = sorted(set(models) - set(list_models()))
+
+def _check_models(names: list[str]) -> None:
+    unknown = sorted(set(names) - set(list_models()))
     if unknown:
         raise CLIError(f"unknown model(s) {unknown}; choose from {list_models()}")
+
+
+def _cmd_efficiency(args: argparse.Namespace) -> None:
+    models = args.models or list_models()
+    _check_models(models)
     rows = efficiency_table(build_model, models, sizes=args.sizes, classes=args.classes)
-    columns = [
-        "model",
-        "num_classes",
-        "size",
-        "params_M",
-        "GFLOPs_torch",
-        "GFLOPs_modules",
-        "paper_params_M",
-        "paper_GFLOPs",
-    ]
+    columns = [*EFFICIENCY_COLUMNS, "paper_params_M", "paper_GFLOPs"]
     meta = provenance()
-    note = (
-        "GFLOPs_torch: torch.utils.flop_counter (every conv and matmul, functional ones included). "
-        "GFLOPs_modules: nn.Conv2d/nn.Linear modules only, close to the paper's thop convention, which "
-        "misses functional convs (RefConv), matmuls (MDTA, EMA), interpolation and norms. 2 FLOPs per "
-        "multiply-add in both. Paper values: Table 7 at num_classes=21 (HRNet at 480 px, others at 512); "
-        "the paper's comparison models are the 'bubbliiiing' implementations, ours are "
-        "segmentation-models-pytorch's, so their counts differ."
-    )
     markdown = (
         "# Table 7, measured\n\n"
         + table_markdown(rows, columns)
-        + f"\n\n{note}\n\nProduced by `python -m emr_lib efficiency` at commit {meta['commit']} "
+        + f"\n\n{EFFICIENCY_NOTE}\n\nProduced by `python -m emr_lib efficiency` at commit {meta['commit']} "
         f"(torch {meta['torch']}, {meta['created']}).\n"
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "efficiency.json").write_text(json.dumps({"rows": rows, "note": note, "provenance": meta}, indent=2))
+    (out / "efficiency.json").write_text(
+        json.dumps({"rows": rows, "note": EFFICIENCY_NOTE, "provenance": meta}, indent=2)
+    )
     (out / "efficiency.md").write_text(markdown)
     print(markdown)
     print(f"saved {out / 'efficiency.json'} and {out / 'efficiency.md'}")
 
 
 def _cmd_data_prepare(args: argparse.Namespace) -> None:
-    from .data import prepare_dataset
-
     manifest = prepare_dataset(args.dataset, args.src, args.dest)
     counts = ", ".join(f"{v} {k.replace('_', '-')}" for k, v in manifest["counts"].items())
     print(f"prepared {args.dataset}: {counts} images in {args.dest} (manifest.json lists their sha256)")
@@ -69,8 +93,6 @@ def _cmd_data_prepare(args: argparse.Namespace) -> None:
 
 
 def _cmd_data_split(args: argparse.Namespace) -> None:
-    from .data import make_splits, open_dataset, save_splits
-
     if len(args.ratios) not in (2, 3):
         raise CLIError("--ratios takes 2 (train test) or 3 (train val test) numbers")
     keys = ["train", "val", "test"] if len(args.ratios) == 3 else ["train", "test"]
@@ -83,100 +105,81 @@ def _cmd_data_split(args: argparse.Namespace) -> None:
 
 
 def _cmd_data_synthetic(args: argparse.Namespace) -> None:
-    from .data import SyntheticLandslides
-
     SyntheticLandslides(args.n, size=args.size, seed=args.seed).save(args.dest)
     print(f"wrote {args.n} synthetic scenes of {args.size} px to {args.dest}")
 
 
 def _cmd_data_tile(args: argparse.Namespace) -> None:
-    from .data import tile_scene
-
     tiles = tile_scene(args.image, args.mask, tile=args.tile, stride=args.stride, max_nodata=args.max_nodata)
     tiles.save(args.dest)
     print(f"wrote {len(tiles)} tiles of {args.tile} px to {args.dest} (coverage {tiles.coverage():.1%})")
 
 
-def _default_data() -> str:
-    return os.environ.get("EMR_DATA", "synthetic")
-
-
-def _cmd_train(args: argparse.Namespace) -> None:
-    from .models import list_models
-    from .profiles import get_config, parse_override
-    from .train import train
-
+def _config(args: argparse.Namespace) -> TrainConfig:
+    """The profile's configuration with ``--set`` overrides, type-checked field by field."""
     if args.model not in list_models():
         raise CLIError(f"unknown model {args.model!r}; choose one of {list_models()}")
     try:
         overrides = dict(parse_override(item) for item in args.set)
-        overrides.update(model=args.model, data=args.data)
+        overrides.update(model=args.model, data=resolve_data(args.data))
         if args.device:
             overrides["device"] = args.device
         if args.seed is not None:
             overrides["seed"] = args.seed
-        config = get_config(args.profile, **overrides)
+        return get_config(args.profile, **overrides)
+    except DataError:
+        raise
     except ValueError as err:
         raise CLIError(str(err)) from err
-    if config.data != "synthetic" and not Path(config.data).expanduser().exists():
-        raise CLIError(
-            f"data folder not found: {config.data}. Pass --data PATH (see data/README.md) or "
-            "--data synthetic for the embedded default."
-        )
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    if args.resume and args.overwrite:
+        raise CLIError("--resume continues the run in --out and --overwrite starts it again: pass one of them")
+    config = _config(args)
     out = Path(args.out or Path("runs") / args.profile / args.model)
-    if (out / "last.pt").exists() and not (args.resume or args.overwrite):
-        raise CLIError(
-            f"{out} already holds a run; pass --resume to continue it, --overwrite to start again, "
-            "or --out for a new folder"
-        )
-    if args.overwrite:
-        for name in ("last.pt", "best.pt", "history.json", "history.csv", "record.json"):
-            (out / name).unlink(missing_ok=True)
-    record = train(config, out, resume=args.resume, stop_after=args.stop_after, progress=not args.no_progress)
+    mode = "overwrite" if args.overwrite else "resume" if args.resume else "refuse"
+    record = run_or_reuse(config, out, mode, stop_after=args.stop_after, progress=not args.no_progress)
     print(f"run record: {out / 'record.json'} ({record['status']})")
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
-    from .augment import eval_transform
-    from .data import DatasetView
-    from .metrics import format_metrics
-    from .profiles import TrainConfig, apply_overrides
-    from .train import build_splits, evaluate, load_checkpoint, model_from_checkpoint, select_device
-
     state = load_checkpoint(args.checkpoint)
     model = model_from_checkpoint(state, expected_model=args.model)
-    config = apply_overrides(TrainConfig(), {k: v for k, v in state["config"].items()})
-    config.data = args.data
-    if args.split_dir:
-        config.split_dir = args.split_dir
-    base, splits, described = build_splits(config)
-    if args.split != "all" and args.split not in splits:
-        raise CLIError(f"split {args.split!r} not found; the data has {sorted(splits)}")
-    names = base.names if args.split == "all" else splits[args.split]
-    dataset = DatasetView(base, names, eval_transform(args.size or config.size))
+    config = apply_overrides(TrainConfig(), dict(state["config"]))
+    config.data = resolve_data(args.data)
+    config.split_dir = args.split_dir or config.split_dir
+    config.size = args.size or config.size
+    dataset = run_datasets(config).view(args.split)
     device = select_device(args.device or "auto")
     metrics, cm = evaluate(model.to(device), dataset, config.batch_size, device)
-    print(f"{state['model_name']} epoch {state['epoch']} on {described} ({args.split}, {len(dataset)} images):")
+    print(f"{state['model_name']} epoch {state['epoch']} on {config.data} ({args.split}, {len(dataset)} images):")
     print(format_metrics(metrics))
     if args.json:
+        result = {"metrics": metrics, "confusion_matrix": cm.tolist(), "checkpoint": str(args.checkpoint)}
+        Path(args.json).write_text(json.dumps({**result, "data": config.data, "split": args.split}, indent=1))
+
+
+def _cmd_table(args: argparse.Namespace) -> None:
+    try:
+        specs = table_runs(args.number, args.rows)
+    except ValueError as err:
+        raise CLIError(str(err)) from err
+    root = project_root()
+    output = Path(args.output_dir) if args.output_dir else root / "runs" / "notebooks"
+    data = resolve_data(args.data)
+    ctx = Context(f"table {args.number}", args.profile, data, args.device, args.seed, output, root / "build" / "tables")
+    records = run_table(ctx.run, specs)
+    rows = table_rows(args.number, records, None if data == "synthetic" else dataset_kind(data))
+    print(f"\nTable {args.number}, profile {args.profile}, data {ctx.data_label}, seed {args.seed} (percent):\n")
+    print(table_markdown(rows))
+    if args.json:
         Path(args.json).write_text(
-            json.dumps(
-                {
-                    "metrics": metrics,
-                    "confusion_matrix": cm.tolist(),
-                    "checkpoint": str(args.checkpoint),
-                    "data": described,
-                    "split": args.split,
-                },
-                indent=1,
-            )
+            json.dumps({"rows": rows, "runs": {r: str(ctx.run_dir(s.name)) for r, s in specs.items()}}, indent=1)
         )
 
 
 def _cmd_pipeline(args: argparse.Namespace) -> None:
-    from .pipeline import PipelineError, run_pipeline
-    from .profiles import parse_override
-
     try:
         extra = dict(parse_override(item) for item in args.param)
         run_pipeline(
@@ -189,17 +192,15 @@ def _cmd_pipeline(args: argparse.Namespace) -> None:
             progress=not args.no_progress,
             scene=args.scene,
         )
-    except (PipelineError, FileNotFoundError, ValueError) as err:
+        if args.store_checked_outputs:
+            updated = store_checked_outputs(args.profile)
+            print(f"stored the checked outputs of {len(updated)} notebook(s) in notebooks/")
+    except (PipelineError, ValueError) as err:
         raise CLIError(str(err)) from err
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m emr_lib",
-        description="EMR-HRNet kit: landslide segmentation models, data, training and evaluation.",
-    )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
+def _add_efficiency(commands) -> None:
+    """``efficiency``: parameters and FLOPs (Table 7)."""
     eff = commands.add_parser(
         "efficiency",
         help="parameters and FLOPs of every model (the paper's Table 7, side by side)",
@@ -218,20 +219,22 @@ def build_parser() -> argparse.ArgumentParser:
     eff.add_argument("--out", default="runs/efficiency", help="output folder (default: runs/efficiency)")
     eff.set_defaults(func=_cmd_efficiency)
 
+
+def _add_train(commands) -> None:
+    """``train``: one run with a profile."""
     tr = commands.add_parser(
         "train",
         help="train a model with a profile (quick, workshop, paper)",
         description="Train a model. Profiles (emr_lib/profiles.py): quick = CI smoke run in seconds; "
-        "workshop = a real result on a CPU laptop in about 20 minutes; paper = the paper's recipe for a GPU. "
+        "workshop = a real result on a CPU laptop in 10-25 minutes per model; paper = the paper's recipe for a GPU. "
         "Under torchrun --nproc_per_node=N this runs distributed (DDP).",
     )
     tr.add_argument("--model", default="emr_hrnet", help="model name (default emr_hrnet; see the README)")
     tr.add_argument(
         "--data",
-        default=_default_data(),
-        help="dataset folder (Bijie layout or images/ + masks/) or 'synthetic' (default: $EMR_DATA, else synthetic)",
+        help=DATA_HELP,
     )
-    tr.add_argument("--profile", default="quick", choices=["quick", "workshop", "paper"])
+    tr.add_argument("--profile", default="quick", choices=list(PROFILES))
     tr.add_argument(
         "--set",
         action="append",
@@ -248,13 +251,16 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-progress", action="store_true", help="no progress bars (log lines only)")
     tr.set_defaults(func=_cmd_train)
 
+
+def _add_evaluate(commands) -> None:
+    """``evaluate``: a checkpoint's metrics on a split."""
     ev = commands.add_parser(
         "evaluate",
         help="evaluate a checkpoint on a dataset split",
         description="Compute the paper's metrics for a checkpoint (best.pt or last.pt).",
     )
     ev.add_argument("checkpoint", help="a checkpoint written by train (best.pt, last.pt)")
-    ev.add_argument("--data", default=_default_data(), help="dataset folder or 'synthetic'")
+    ev.add_argument("--data", help=DATA_HELP)
     ev.add_argument("--split", default="test", help="test (default), val, train or all")
     ev.add_argument("--split-dir", help="folder of split files (default: made as in training)")
     ev.add_argument("--model", help="check that the checkpoint holds this model")
@@ -263,18 +269,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", help="also write the metrics and confusion matrix to this JSON file")
     ev.set_defaults(func=_cmd_evaluate)
 
+
+def _add_pipeline(commands) -> None:
+    """``pipeline``: the notebook series."""
     pipe = commands.add_parser(
         "pipeline",
         help="run the notebook series with papermill and regenerate figures/",
         description="Execute notebooks/01..07 in order (papermill), executed copies in build/notebooks/PROFILE, "
         "figures and tables in figures/PROFILE, and an index in figures/README.md.",
     )
-    pipe.add_argument("--profile", default="quick", choices=["quick", "workshop", "paper"])
-    pipe.add_argument(
-        "--data",
-        help="dataset folder or 'synthetic' (default: $EMR_DATA, else data/bijie if "
-        "present, else the synthetic default)",
-    )
+    pipe.add_argument("--profile", default="quick", choices=list(PROFILES))
+    pipe.add_argument("--data", help=DATA_HELP)
     pipe.add_argument("--only", nargs="+", metavar="NN", help="run only these notebooks, e.g. --only 03,04")
     pipe.add_argument(
         "--scene",
@@ -294,10 +299,33 @@ def build_parser() -> argparse.ArgumentParser:
     pipe.add_argument(
         "--store-checked-outputs",
         action="store_true",
-        help="maintainers: afterwards keep only the outputs nbval checks in notebooks/",
+        help="maintainers: afterwards copy the outputs that nbval checks (cells marked # NBVAL_CHECK_OUTPUT) "
+        "into notebooks/ and strip every other output",
     )
     pipe.set_defaults(func=_cmd_pipeline)
 
+
+def _add_table(commands) -> None:
+    """``table``: a paper table from its declared runs."""
+    table = commands.add_parser(
+        "table",
+        help="rebuild the paper's Table 2, 4 or 5: run (or reuse) its runs and print it beside the paper's",
+        description="Run or reuse the runs behind a table (emr_lib/experiments.py) in the notebooks' runs folder, "
+        "so runs made by notebooks 03-05 are reused, and print the table beside the paper's.",
+    )
+    table.add_argument("number", type=int, help="2 (models; 3 on prepared Sichuan data), 4 (ablation) or 5 (blocks)")
+    table.add_argument("--profile", default="quick", choices=list(PROFILES))
+    table.add_argument("--data", help=DATA_HELP)
+    table.add_argument("--rows", nargs="+", metavar="ROW", help="only these rows (default: all)")
+    table.add_argument("--seed", type=int, default=0)
+    table.add_argument("--device", default="auto")
+    table.add_argument("--output-dir", help="runs folder (default: runs/notebooks in the project, the notebooks')")
+    table.add_argument("--json", help="also write the rows and their run folders to this JSON file")
+    table.set_defaults(func=_cmd_table)
+
+
+def _add_data(commands) -> None:
+    """``data``: prepare, split, synthetic, tile."""
     data = commands.add_parser("data", help="prepare real datasets, make splits, write synthetic data, tile scenes")
     data_commands = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     prep = data_commands.add_parser(
@@ -344,19 +372,26 @@ def build_parser() -> argparse.ArgumentParser:
     tile.add_argument("--stride", type=int, default=None, help="step between tiles (default: the tile size)")
     tile.add_argument("--max-nodata", type=float, default=0.5, help="skip tiles with more no-data (black) than this")
     tile.set_defaults(func=_cmd_data_tile)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m emr_lib",
+        description="EMR-HRNet kit: landslide segmentation models, data, training and evaluation.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    for add in (_add_efficiency, _add_train, _add_evaluate, _add_pipeline, _add_table, _add_data):
+        add(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .data import DataError
-    from .models import PretrainedWeightsError
-    from .train import CheckpointError
-
     try:
         args.func(args)
-    except (CLIError, DataError, PretrainedWeightsError, CheckpointError) as err:
+    except (CLIError, DataError, PretrainedWeightsError, CheckpointError, RunFolderError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

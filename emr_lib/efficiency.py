@@ -27,16 +27,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+from tqdm.auto import tqdm
 
+from .models import build_model
 from .paper import TABLE7
 
 __all__ = [
     "count_parameters",
     "count_flops",
     "efficiency_table",
-    "table_markdown",
     "benchmark_steps",
-    "hrnet_speed_rows",
     "speed_rows",
 ]
 
@@ -105,8 +105,6 @@ def efficiency_table(
     progress: bool = True,
 ) -> list[dict]:
     """One row per (model, num_classes, size): parameters, GFLOPs in both conventions, paper values."""
-    from tqdm.auto import tqdm
-
     rows = []
     jobs = [(name, nc) for name in models for nc in classes]
     for name, nc in tqdm(jobs, desc="efficiency", disable=not progress):
@@ -127,22 +125,6 @@ def efficiency_table(
                 }
             )
     return rows
-
-
-def table_markdown(rows: list[dict], columns: Sequence[str] | None = None, floatfmt: str = ".2f") -> str:
-    """A GitHub-flavoured markdown table of ``rows`` (missing values shown as "-")."""
-    columns = list(columns or rows[0].keys())
-
-    def fmt(value) -> str:
-        if value is None:
-            return "-"
-        if isinstance(value, float):
-            return format(value, floatfmt)
-        return str(value)
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(fmt(row.get(c)) for c in columns) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def _train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -229,8 +211,6 @@ def speed_rows(
     ``width`` applies to the HRNet family; the comparison models have one size each. Ratios
     are to the first name.
     """
-    from .models import build_model
-
     models = {name: build_model(name, **({"width": width} if name in HRNET_FAMILY else {})) for name in names}
     result = benchmark_steps(models, batch_size=batch_size, size=size, repeats=repeats, device=device)
     keys = ["train_step_s", "train_ratio", "train_images_per_s", "infer_step_s", "infer_ratio"]
@@ -245,8 +225,3 @@ def speed_rows(
         }
         for name, r in result.items()
     ]
-
-
-def hrnet_speed_rows(width=32, size: int = 224, batch_size: int = 4, repeats: int = 5, device="cpu") -> list[dict]:
-    """HRNet vs EMR-HRNet (same width, input and batch) with :func:`benchmark_steps`, as table rows."""
-    return speed_rows(HRNET_FAMILY, width, size, batch_size, repeats, device)

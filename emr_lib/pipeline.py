@@ -17,16 +17,13 @@ import sys
 import time
 from pathlib import Path
 
-from .report import project_root, resolve_data, resolve_scene, write_figures_index
+from .figures import write_figures_index
+from .paths import project_root, resolve_data, resolve_scene
+from .profiles import get_profile
 
 __all__ = ["PipelineError", "list_notebooks", "run_pipeline", "scene_warning", "store_checked_outputs"]
 
 CHECK_MARKER = "# NBVAL_CHECK_OUTPUT"
-
-# per cell, to catch a hung kernel; one cell of notebook 04 trains every model, which takes
-# about 6 h in the workshop profile on a 2-core CPU (the VGG U-Nets 2 h each) and tens of
-# GPU hours in the paper profile
-CELL_TIMEOUT_S = {"quick": 900, "workshop": 24 * 3600, "paper": 7 * 24 * 3600}
 
 
 class PipelineError(RuntimeError):
@@ -107,15 +104,15 @@ def run_pipeline(
 ) -> dict[str, float]:
     """Execute the notebooks; return seconds per notebook (also saved to the build folder).
 
-    ``scene``: the large UAV scene folder for notebooks 01 and 07 (default: ``$EMR_SCENE``,
-    else ``data/uav-scene``, else a synthetic scene).
+    ``data`` and ``scene`` follow the one default rule of :mod:`emr_lib.paths`.
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     root = project_root()
+    cell_timeout_s = get_profile(profile).cell_timeout_s
     notebooks = _select(list_notebooks(root), only)
-    data = resolve_data(data or os.environ.get("EMR_DATA", "auto"), root)
+    data = resolve_data(data, root)
     build = root / "build" / "notebooks" / profile
     build.mkdir(parents=True, exist_ok=True)
     figures_root = root / "figures"
@@ -152,7 +149,7 @@ def run_pipeline(
                 kernel_name=kernel,
                 cwd=str(notebook.parent),
                 progress_bar=progress,
-                execution_timeout=CELL_TIMEOUT_S.get(profile, 7200),
+                execution_timeout=cell_timeout_s,
                 log_output=False,
             )
         except PapermillExecutionError as err:

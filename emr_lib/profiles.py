@@ -1,23 +1,31 @@
-"""Training profiles in one place, read by the CLI, the pipeline and the notebooks.
+"""Training profiles in one place, as data, read by the CLI, the pipeline and the notebooks.
 
 - ``quick``: a CI smoke run, seconds to a couple of minutes on 2 CPU cores;
-- ``workshop``: a real result on a CPU laptop in about 20 minutes (a small HRNet on
-  Bijie at reduced size);
+- ``workshop``: a real result on a CPU laptop in 10-25 minutes per model (a small HRNet
+  on Bijie at reduced size);
 - ``paper``: the paper's recipe for a GPU (HRNet-W32 widths, 512 px, batch 4, 100
   epochs, SGD + Nesterov, lr 1e-3, warm-up + cosine, offline CenterRep expansion).
 
-Every field can be overridden: ``get_config("workshop", epochs=5)`` or on the command
-line ``--set epochs=5 model_options.width=32``.
+A :class:`Profile` holds a profile's training settings (the fields of
+:class:`TrainConfig` it changes) and what the pipeline and notebooks need to know about
+it: the per-cell time limit, whether its figures are scratch (ignored by git), and how
+many repetitions a speed measurement takes.
+
+Every training field can be overridden: ``get_config("workshop", epochs=5)`` or on the
+command line ``--set epochs=5 --set model_options.width=32``; each value is checked
+against the field's type.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TrainConfig", "PROFILES", "get_config", "apply_overrides", "parse_override"]
+__all__ = ["TrainConfig", "Profile", "PROFILES", "get_profile", "get_config", "apply_overrides", "parse_override"]
 
 
 @dataclass
@@ -75,52 +83,90 @@ class TrainConfig:
         return self
 
 
-PROFILES: dict[str, dict[str, Any]] = {
-    "quick": dict(
-        model_options={"width": "18_small"},
-        synthetic_n=128,
-        synthetic_size=64,
-        size=64,
-        epochs=5,
-        batch_size=8,
-        optimizer="adamw",
-        lr=2e-3,
-        warmup_epochs=0,
-        num_workers=0,
+@dataclass(frozen=True)
+class Profile:
+    """A named profile: its training settings and how the pipeline and notebooks treat it."""
+
+    name: str
+    settings: dict[str, Any]  # TrainConfig fields that differ from the defaults
+    cell_timeout_s: int  # per notebook cell in the pipeline, to catch a hung kernel
+    scratch: bool = False  # figures ignored by git and indexed in their own folder
+    speed_repeats: int = 5  # repetitions of a side-by-side speed measurement (notebook 06)
+    description: str = ""
+
+
+PROFILES: dict[str, Profile] = {
+    "quick": Profile(
+        "quick",
+        dict(
+            model_options={"width": "18_small"},
+            synthetic_n=128,
+            synthetic_size=64,
+            size=64,
+            epochs=5,
+            batch_size=8,
+            optimizer="adamw",
+            lr=2e-3,
+            warmup_epochs=0,
+            num_workers=0,
+        ),
+        cell_timeout_s=900,
+        scratch=True,
+        speed_repeats=2,
+        description="CI smoke run, seconds to minutes on 2 CPU cores",
     ),
-    "workshop": dict(
-        model_options={"width": "18_small"},
-        synthetic_n=400,
-        synthetic_size=128,
-        size=160,
-        epochs=40,
-        batch_size=8,
-        optimizer="adamw",
-        lr=2e-3,
-        weight_decay=1e-4,
-        warmup_epochs=1,
-        flat_epochs=0,
+    "workshop": Profile(
+        "workshop",
+        dict(
+            model_options={"width": "18_small"},
+            synthetic_n=400,
+            synthetic_size=128,
+            size=160,
+            epochs=40,
+            batch_size=8,
+            optimizer="adamw",
+            lr=2e-3,
+            weight_decay=1e-4,
+            warmup_epochs=1,
+            flat_epochs=0,
+        ),
+        # one cell of notebook 04 trains every model: about 6 h on a 2-core CPU (the VGG U-Nets 2 h each)
+        cell_timeout_s=24 * 3600,
+        speed_repeats=5,
+        description="a real result on a CPU laptop, 10-25 min per model",
     ),
-    "paper": dict(
-        model_options={"width": 32},
-        synthetic_n=1000,
-        synthetic_size=512,
-        size=512,
-        epochs=100,
-        batch_size=4,
-        optimizer="sgd",
-        lr=1e-3,
-        momentum=0.9,
-        nesterov=True,
-        weight_decay=1e-4,
-        warmup_epochs=3,
-        flat_epochs=15,
-        min_lr_ratio=0.01,
-        patience=20,
-        augment=False,  # the offline expansion holds the augmented copies
-        offline_expansion=5720 / 770,
+    "paper": Profile(
+        "paper",
+        dict(
+            model_options={"width": 32},
+            synthetic_n=1000,
+            synthetic_size=512,
+            size=512,
+            epochs=100,
+            batch_size=4,
+            optimizer="sgd",
+            lr=1e-3,
+            momentum=0.9,
+            nesterov=True,
+            weight_decay=1e-4,
+            warmup_epochs=3,
+            flat_epochs=15,
+            min_lr_ratio=0.01,
+            patience=20,
+            augment=False,  # the offline expansion holds the augmented copies
+            offline_expansion=5720 / 770,
+        ),
+        cell_timeout_s=7 * 24 * 3600,  # tens of GPU hours for notebook 04's cell
+        speed_repeats=10,
+        description="the paper's recipe, for GPUs",
     ),
 }
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {list(PROFILES)}")
+    return PROFILES[name]
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -135,33 +181,46 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+_FIELD_TYPES = typing.get_type_hints(TrainConfig)
+_TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string", dict: "a JSON object"}
+
+
+def _check_type(key: str, value: Any, wanted) -> Any:
+    """``value`` as field ``key`` stores it, or a ValueError saying what the field takes."""
+    options = typing.get_args(wanted) if isinstance(wanted, types.UnionType) else (wanted,)
+    options = tuple(typing.get_origin(o) or o for o in options)  # dict[str, float] -> dict
+    if value is None and type(None) in options:
+        return value
+    if bool in options:
+        if isinstance(value, bool):
+            return value
+    elif float in options and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    elif int in options and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value == int(value):
+            return int(value)
+    elif any(isinstance(value, o) for o in options if o is not type(None)):
+        return value
+    words = " or ".join(_TYPE_WORDS.get(o, "null") for o in options)
+    raise ValueError(f"setting {key} takes {words}, got {value!r}")
+
+
 def apply_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
-    """Set fields (``model_options.width`` reaches into the dict) and check names and types."""
-    names = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    """Set fields (``model_options.width`` reaches into the dict), checking names and types."""
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
     for key, value in overrides.items():
         if key.startswith("model_options."):
             config.model_options = {**config.model_options, key.split(".", 1)[1]: value}
             continue
         if key not in names:
             close = [n for n in names if n.split("_")[0] == key.split("_")[0]]
-            hint = f"; did you mean {close}?" if close else ""
+            hint = f"; did you mean {sorted(close)}?" if close else ""
             raise ValueError(f"unknown setting {key!r}{hint} Settings: {sorted(names)}")
-        current = getattr(config, key)
-        if isinstance(current, bool) and not isinstance(value, bool):
-            raise ValueError(f"setting {key} takes true or false, got {value!r}")
-        if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if isinstance(current, int) and not isinstance(current, bool) and isinstance(value, float):
-            if value != int(value):
-                raise ValueError(f"setting {key} takes an integer, got {value!r}")
-            value = int(value)
-        setattr(config, key, value)
+        setattr(config, key, _check_type(key, value, _FIELD_TYPES[key]))
     return config
 
 
 def get_config(profile: str = "quick", **overrides) -> TrainConfig:
     """The named profile's configuration with ``overrides`` applied."""
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {list(PROFILES)}")
-    config = TrainConfig(profile=profile, **PROFILES[profile])
+    config = TrainConfig(profile=profile, **get_profile(profile).settings)
     return apply_overrides(config, overrides).validate()

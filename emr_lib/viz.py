@@ -7,11 +7,15 @@ provenance caption (profile, data, commit) so a figure always says where it came
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.patches import Patch, Rectangle
+from PIL import Image
 
 __all__ = [
     "overlay",
@@ -67,8 +71,6 @@ def overlay(image, truth, pred=None, alpha: float = 0.5) -> np.ndarray:
 
 def sample_grid(dataset, indices: Sequence[int], columns: int = 6, title: str | None = None):
     """Images with their landslide masks outlined, for a quick look at a dataset."""
-    import matplotlib.pyplot as plt
-
     rows = int(np.ceil(len(indices) / columns))
     fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.3 * rows), squeeze=False)
     for ax in axes.flat:
@@ -87,8 +89,6 @@ def sample_grid(dataset, indices: Sequence[int], columns: int = 6, title: str | 
 
 def plot_statistics(rows: Sequence[dict], title: str | None = None):
     """Histogram of landslide fractions and mean colours of landslide vs background pixels."""
-    import matplotlib.pyplot as plt
-
     fractions = [100 * r["fraction"] for r in rows if r["fraction"] > 0]
     fig, (ax_hist, ax_colour) = plt.subplots(1, 2, figsize=(10, 3.3))
     ax_hist.hist(fractions, bins=30, color="tab:brown")
@@ -113,9 +113,6 @@ def plot_statistics(rows: Sequence[dict], title: str | None = None):
 
 def plot_center_rep_steps(image, mask, out_image, out_mask, info):
     """CenterRep's five steps on one sample: input, landslide pixels, box and centre, patch, result."""
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-
     fig, axes = plt.subplots(1, 5, figsize=(15, 3.3))
     axes[0].imshow(image)
     axes[0].set_title("1. image and label")
@@ -144,8 +141,6 @@ def plot_center_rep_steps(image, mask, out_image, out_mask, info):
 
 def plot_pairs(pairs: Sequence[tuple], titles: tuple[str, str] = ("before", "after")):
     """Columns of (image, mask) pairs: row 1 the first of each pair, row 2 the second; masks outlined."""
-    import matplotlib.pyplot as plt
-
     fig, axes = plt.subplots(2, len(pairs), figsize=(2.4 * len(pairs), 5), squeeze=False)
     for col, (first, second) in enumerate(pairs):
         for row, (image, mask) in enumerate((first, second)):
@@ -168,8 +163,6 @@ def plot_metric_comparison(rows: Sequence[dict], key: str = "mIoU", label: str =
     visible. Rows without a paper value show only this kit's dot. The legend sits below
     the axes, where it cannot cover a row.
     """
-    import matplotlib.pyplot as plt
-
     names = [r[label] for r in rows]
     ours = np.array([r[key] for r in rows], dtype=float)
     paper = np.array([r.get(f"paper_{key}", np.nan) for r in rows], dtype=float)
@@ -195,9 +188,6 @@ def plot_metric_comparison(rows: Sequence[dict], key: str = "mIoU", label: str =
 def plot_scene(image, truth, pred, max_side: int = 1200, title: str | None = None, windows=()):
     """A large scene and its prediction (TP/FP/FN), downsampled for display; ``windows``
     (tile windows with ``x``, ``y``, ``size``) are outlined in white."""
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-
     step = max(1, int(np.ceil(max(np.asarray(truth).shape) / max_side)))
     small = overlay(
         _to_uint8_image(image)[::step, ::step], _to_mask(truth)[::step, ::step], _to_mask(pred)[::step, ::step]
@@ -217,8 +207,6 @@ def plot_scene(image, truth, pred, max_side: int = 1200, title: str | None = Non
 
 def plot_history(history: Sequence[dict], title: str | None = None):
     """Training/validation loss, validation mIoU and F1, and the learning rate per epoch."""
-    import matplotlib.pyplot as plt
-
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_metric, ax_lr) = plt.subplots(1, 3, figsize=(13, 3.4))
     ax_loss.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
@@ -239,9 +227,6 @@ def plot_history(history: Sequence[dict], title: str | None = None):
 
 def plot_overlays(images, truths, predictions: dict[str, Sequence], names: Sequence[str] | None = None):
     """Rows of samples; columns image, truth, then each model's prediction as TP/FP/FN overlay."""
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
-
     columns = 2 + len(predictions)
     fig, axes = plt.subplots(len(images), columns, figsize=(2.4 * columns, 2.4 * len(images)), squeeze=False)
     for row, (image, truth) in enumerate(zip(images, truths)):
@@ -270,9 +255,6 @@ def save_figure(fig, path: str | Path, provenance_text: str | None = None, dpi: 
     Figures of imagery (scenes, sample grids) are committed; as full-colour PNGs they reach
     1-2 MB each, as palette PNGs about a third of that, with no visible difference at this size.
     """
-    import io
-
-    from PIL import Image
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

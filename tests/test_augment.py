@@ -1,20 +1,16 @@
-import json
-
 import numpy as np
 import pytest
 import torch
 
 from emr_lib.augment import (
-    PAPER_EXPANSION,
     Compose,
     RandomFlip,
     RandomRotate90,
     RandomRotation,
     center_rep,
-    expand_dataset,
     train_transform,
 )
-from emr_lib.data import BijieDataset, FolderDataset, SyntheticLandslides, make_splits
+from emr_lib.data import BijieDataset
 
 
 def _patch_mask(shape, patch):
@@ -134,23 +130,3 @@ def test_compose_is_reproducible_with_torch_seed():
         assert np.array_equal(a, c) and np.array_equal(b, d)
     assert first[0][0].shape == (32, 32, 3)
     assert isinstance(transform, Compose)
-
-
-def test_expand_dataset_uses_only_the_training_split(tmp_path):
-    dataset = SyntheticLandslides(20, size=64, seed=0, p_empty=0.2)
-    splits = make_splits(dataset.names, seed=0)
-    manifest = expand_dataset(dataset, splits["train"], tmp_path, seed=0, progress=False)
-    assert manifest["total"] == round(PAPER_EXPANSION * 12)
-    expanded = FolderDataset(tmp_path / "images", tmp_path / "masks")
-    assert len(expanded) == manifest["total"]
-    record = json.loads((tmp_path / "manifest.json").read_text())
-    sources = {r["source"] for r in record["files"]}
-    assert sources == set(splits["train"])
-    assert not sources & (set(splits["val"]) | set(splits["test"]))
-    ops = [op["op"] for r in record["files"] for op in r["ops"]]
-    assert {"center_rep", "flip", "rotate90", "rotate", "brightness"} <= set(ops)
-    for r in record["files"]:  # an original and its copies keep the original's name as prefix
-        assert r["file"].split("__")[0].removesuffix(".png") == r["source"]
-    with pytest.raises(ValueError, match="not in the dataset"):
-        expand_dataset(dataset, ["unknown"], tmp_path / "again", progress=False)
-    assert not (tmp_path / "again").exists()  # a wrong split leaves no half-made folder

@@ -286,3 +286,26 @@ def test_palette_and_rgb_masks(tmp_path):
     _write(root / "masks" / "s1.png", rgb)
     dataset = FolderDataset(root / "images", root / "masks")
     assert dataset[0]["mask"].sum() == 64 and dataset[1]["mask"].sum() == 4 * 32
+
+
+def test_every_dataset_shares_one_base_and_saves_the_folder_layout(tmp_path):
+    from emr_lib.data import SampleDataset, SceneTiles, synthetic_scene
+    from emr_lib.expansion import ExpandedDataset
+
+    synthetic = SyntheticLandslides(4, size=64, seed=0)
+    tiles = tile_scene(*synthetic_scene(grid=2, size=64), tile=64)
+    view = DatasetView(synthetic, synthetic.names[:2])
+    expanded = ExpandedDataset(synthetic, synthetic.names[:2], factor=2.0)
+    for dataset in (
+        synthetic,
+        tiles,
+        view,
+        expanded,
+        FolderDataset(synthetic.save(tmp_path / "s") / "images", tmp_path / "s" / "masks"),
+    ):
+        assert isinstance(dataset, SampleDataset) and len(dataset) == len(dataset.names)
+        item = dataset[len(dataset) - 1]
+        assert item["name"] == dataset.names[-1] and item["image"].dtype == torch.float32
+    expanded.save(tmp_path / "e", progress=False)
+    assert FolderDataset(tmp_path / "e" / "images", tmp_path / "e" / "masks").names == sorted(expanded.names)
+    assert isinstance(tiles, SceneTiles)

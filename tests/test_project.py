@@ -56,3 +56,24 @@ def test_notebook_badges_and_install_cells_point_at_the_repository():
         assert "google.colab" in install and f"git+{repository}" in install, (
             f"{path.name}: the install cell should install the kit from {repository}"
         )
+
+
+def test_every_room_of_the_library_stays_small():
+    """The layout's guideline, as a bar: no module over 450 lines, no function over 100."""
+    import ast
+
+    too_long = []
+    for path in sorted((REPO / "emr_lib").rglob("*.py")):
+        source = path.read_text()
+        if len(source.splitlines()) > 450:
+            too_long.append(f"{path.name}: {len(source.splitlines())} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 100:
+                too_long.append(f"{path.name}:{node.lineno} {node.name}: {node.end_lineno - node.lineno + 1} lines")
+    assert not too_long, too_long
+
+
+def test_tests_mirror_the_modules_they_test():
+    modules = ("inference", "checkpoints", "train", "runs", "runtime", "run_data", "paths", "figures", "notebook")
+    for module in (*modules, "experiments", "expansion", "profiles", "uncertainty"):
+        assert (REPO / "emr_lib" / f"{module}.py").is_file() and (REPO / "tests" / f"test_{module}.py").is_file()

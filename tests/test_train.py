@@ -8,19 +8,11 @@ import pytest
 import torch
 
 from conftest import REPO
-from emr_lib.cli import main
-from emr_lib.profiles import TrainConfig, get_config
-from emr_lib.train import (
-    CheckpointError,
-    build_splits,
-    evaluate,
-    load_checkpoint,
-    lr_at,
-    model_from_checkpoint,
-    predict,
-    predict_scene,
-    train,
-)
+from emr_lib.checkpoints import CheckpointError, load_checkpoint, model_from_checkpoint
+from emr_lib.inference import evaluate
+from emr_lib.profiles import get_config
+from emr_lib.run_data import run_datasets
+from emr_lib.train import lr_at, train
 
 TINY = dict(synthetic_n=40, synthetic_size=64, size=64, epochs=3, batch_size=8)
 
@@ -39,18 +31,6 @@ def test_paper_schedule_warms_up_decays_and_flattens():
     assert config.batch_size == 4 and config.size == 512 and config.nesterov and config.momentum == 0.9
 
 
-def test_profiles_take_overrides_and_reject_typos():
-    config = get_config("workshop", epochs=3, **{"model_options.width": 32})
-    assert config.epochs == 3 and config.model_options["width"] == 32
-    with pytest.raises(ValueError, match="unknown setting 'epoch'"):
-        get_config("quick", epoch=3)
-    with pytest.raises(ValueError, match="true or false"):
-        get_config("quick", augment="yes")
-    with pytest.raises(ValueError, match="multiple of 32"):
-        get_config("quick", size=100)
-    assert isinstance(get_config("quick", lr=1), TrainConfig) and get_config("quick", lr=1).lr == 1.0
-
-
 def test_quick_training_writes_checkpoints_history_and_record(tmp_path):
     record = train(_tiny(), tmp_path, progress=False)
     assert record["status"] == "finished" and record["epochs_run"] == 3
@@ -65,11 +45,7 @@ def test_quick_training_writes_checkpoints_history_and_record(tmp_path):
     assert state["epoch"] == record["best_epoch"] and state["model_name"] == "emr_hrnet"
     assert (tmp_path / "splits" / "test.txt").is_file()
     model = model_from_checkpoint(tmp_path / "best.pt")
-    base, splits, _ = build_splits(_tiny())
-    from emr_lib.augment import eval_transform
-    from emr_lib.data import DatasetView
-
-    metrics, cm = evaluate(model, DatasetView(base, splits["test"], eval_transform(64)), progress=False)
+    metrics, cm = evaluate(model, run_datasets(_tiny()).test, progress=False)
     assert cm.tolist() == record["test_confusion_matrix"]
 
 
@@ -112,21 +88,6 @@ def test_quick_profile_on_real_bijie(real_data, tmp_path):
     assert record["test_metrics"]["accuracy"] > 0.5 and not math.isnan(record["test_metrics"]["mIoU"])
 
 
-def test_predict_and_predict_scene():
-    from emr_lib.models import build_model
-
-    model = build_model("emr_hrnet", width="18_small")
-    masks, probs = predict(model, torch.rand(2, 3, 64, 64))
-    assert masks.shape == (2, 64, 64) and probs.shape == (2, 64, 64)
-    assert ((probs >= 0) & (probs <= 1)).all()
-    import numpy as np
-
-    scene = np.random.default_rng(0).integers(1, 255, (100, 140, 3), dtype=np.uint8)
-    scene[:, :40] = 0  # no-data
-    prob = predict_scene(model, scene, tile=64, overlap=16, progress=False)
-    assert prob.shape == (100, 140) and prob[:, :20].max() == 0 and prob[:, 60:].min() > 0
-
-
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes_match_a_single_process(tmp_path):
     out = tmp_path / "ddp"
@@ -159,48 +120,8 @@ def test_torchrun_two_cpu_processes_match_a_single_process(tmp_path):
     record = json.loads((out / "record.json").read_text())
     assert record["status"] == "finished" and record["epochs_run"] == 2
     # evaluate the same weights in this single process
-    from emr_lib.augment import eval_transform
-    from emr_lib.data import DatasetView
-
     config = get_config("quick", synthetic_n=40, epochs=2)
-    base, splits, _ = build_splits(config)
     model = model_from_checkpoint(out / "best.pt")
-    metrics, cm = evaluate(model, DatasetView(base, splits["test"], eval_transform(64)), progress=False)
+    metrics, cm = evaluate(model, run_datasets(config).test, progress=False)
     assert cm.tolist() == record["test_confusion_matrix"]
     assert metrics["mIoU"] == pytest.approx(record["test_metrics"]["mIoU"], abs=1e-12)
-
-
-def test_cli_errors_are_clear(tmp_path, capsys):
-    assert main(["train", "--model", "unet9000", "--out", str(tmp_path / "x")]) == 2
-    assert "unknown model 'unet9000'" in capsys.readouterr().err
-    assert main(["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]) == 2
-    assert "data folder not found" in capsys.readouterr().err
-    assert main(["train", "--set", "epochz=3", "--out", str(tmp_path / "x")]) == 2
-    assert "unknown setting 'epochz'" in capsys.readouterr().err
-    corrupt = tmp_path / "corrupt.pt"
-    corrupt.write_bytes(b"\x80\x02 definitely not a checkpoint")
-    assert main(["evaluate", str(corrupt), "--data", "synthetic"]) == 2
-    assert "corrupt" in capsys.readouterr().err
-
-
-def test_cli_train_then_evaluate(tmp_path, capsys):
-    out = tmp_path / "run"
-    args = [
-        "train",
-        "--profile",
-        "quick",
-        "--out",
-        str(out),
-        "--no-progress",
-        "--set",
-        "synthetic_n=40",
-        "--set",
-        "epochs=1",
-    ]
-    assert main(args) == 0
-    assert main(args) == 2 and "--resume" in capsys.readouterr().err  # will not overwrite silently
-    assert main(["evaluate", str(out / "best.pt"), "--model", "hrnet"]) == 2
-    assert "holds a 'emr_hrnet' model, not 'hrnet'" in capsys.readouterr().err
-    assert main(["evaluate", str(out / "best.pt"), "--json", str(tmp_path / "m.json")]) == 0
-    assert "mIoU" in capsys.readouterr().out
-    assert json.loads((tmp_path / "m.json").read_text())["split"] == "test"

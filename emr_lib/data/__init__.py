@@ -3,23 +3,25 @@
 See ``data/README.md`` for how to obtain and prepare the real datasets.
 """
 
+from .base import SampleDataset, to_item
 from .datasets import (
     BijieDataset,
     DatasetView,
     FolderDataset,
     SegmentationFiles,
+    indices_of,
     is_bijie_layout,
     open_dataset,
-    to_item,
 )
-from .io import DataError, read_image, read_mask
+from .io import DataError, DataNotFoundError, read_image, read_mask
 from .prepare import dataset_kind, prepare_dataset, safe_extract
-from .splits import ABLATION_SPLIT, PAPER_SPLIT, load_splits, make_splits, save_splits
+from .splits import PAPER_SPLIT, load_splits, make_splits, save_splits
 from .stats import sample_statistics, summarize_statistics
 from .synthetic import SyntheticLandslides, synthetic_scene
 from .tiles import SceneTiles, tile_scene
 
 __all__ = [
+    "SampleDataset",
     "BijieDataset",
     "FolderDataset",
     "SegmentationFiles",
@@ -27,8 +29,10 @@ __all__ = [
     "SyntheticLandslides",
     "synthetic_scene",
     "DataError",
+    "DataNotFoundError",
     "open_dataset",
     "is_bijie_layout",
+    "indices_of",
     "read_image",
     "read_mask",
     "to_item",
@@ -38,7 +42,6 @@ __all__ = [
     "save_splits",
     "load_splits",
     "PAPER_SPLIT",
-    "ABLATION_SPLIT",
     "prepare_dataset",
     "dataset_kind",
     "safe_extract",

@@ -1,28 +1,22 @@
-"""Landslide segmentation datasets.
+"""Landslide segmentation datasets on disk, and views of them.
 
-Every dataset is a ``torch.utils.data.Dataset`` whose items are dicts:
-
-- ``image``: float32 tensor (3, H, W), values in [0, 1] (no normalisation: the paper
-  scales by 1/255 only);
-- ``mask``: int64 tensor (H, W), 0 = background, 1 = landslide;
-- ``name``: the sample's file stem.
-
-An optional ``transform(image, mask) -> (image, mask)`` works on NumPy arrays
-(uint8 (H, W, 3) and uint8 (H, W)) before the tensors are made; see
-:mod:`emr_lib.augment`.
+Every class here is a :class:`~emr_lib.data.base.SampleDataset`: ``names``, ``read(i)``
+and items as dicts (``image`` float32 (3, H, W) in [0, 1], ``mask`` int64 (H, W),
+``name``). The on-disk layouts are documented on :class:`BijieDataset` and
+:class:`FolderDataset`; :func:`open_dataset` picks the class by layout.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
+from tqdm.auto import tqdm
 
+from .base import SampleDataset, Transform
 from .io import DataError, list_images, read_image, read_mask
 
 __all__ = [
@@ -31,18 +25,10 @@ __all__ = [
     "BijieDataset",
     "FolderDataset",
     "DatasetView",
-    "to_item",
     "open_dataset",
+    "is_bijie_layout",
     "indices_of",
 ]
-
-Transform = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
-
-
-def to_item(image: np.ndarray, mask: np.ndarray, name: str) -> dict:
-    """NumPy image (H, W, 3) uint8 and mask (H, W) -> the item dict of every dataset here."""
-    tensor = torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1).float().div_(255.0)
-    return {"image": tensor, "mask": torch.from_numpy(np.array(mask, copy=True)).long(), "name": name}
 
 
 @dataclass(frozen=True)
@@ -52,16 +38,13 @@ class Sample:
     mask: Path | None  # None: an image known to hold no landslide (all-background mask)
 
 
-class SegmentationFiles(Dataset):
+class SegmentationFiles(SampleDataset):
     """Image/mask pairs on disk; the base of :class:`BijieDataset` and :class:`FolderDataset`."""
 
     def __init__(self, samples: list[Sample], transform: Transform | None = None, mask_threshold: int | None = None):
         self.samples = samples
         self.transform = transform
         self.mask_threshold = mask_threshold
-
-    def __len__(self) -> int:
-        return len(self.samples)
 
     @property
     def names(self) -> list[str]:
@@ -81,16 +64,8 @@ class SegmentationFiles(Dataset):
             )
         return image, mask
 
-    def __getitem__(self, index: int) -> dict:
-        image, mask = self.read(index)
-        if self.transform is not None:
-            image, mask = self.transform(image, mask)
-        return to_item(image, mask, self.samples[index].name)
-
     def validate(self, progress: bool = True) -> list[str]:
         """Read every pair once; return one message per problem (empty when all is well)."""
-        from tqdm.auto import tqdm
-
         problems = []
         for i in tqdm(range(len(self)), desc="checking", disable=not progress):
             try:
@@ -220,7 +195,7 @@ class BijieDataset(SegmentationFiles):
             self.keep(names)
 
 
-class DatasetView(Dataset):
+class DatasetView(SampleDataset):
     """Samples ``names`` of any kit dataset (anything with ``read(i)`` and ``names``), with a transform.
 
     This is how splits are served: one base dataset, one view per split, each with its
@@ -231,17 +206,8 @@ class DatasetView(Dataset):
         self.names = list(names)
         self.base, self.indices, self.transform = base, indices_of(base.names, self.names), transform
 
-    def __len__(self) -> int:
-        return len(self.indices)
-
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         return self.base.read(self.indices[index])
-
-    def __getitem__(self, index: int) -> dict:
-        image, mask = self.read(index)
-        if self.transform is not None:
-            image, mask = self.transform(image, mask)
-        return to_item(image, mask, self.names[index])
 
 
 def is_bijie_layout(path: str | Path) -> bool:

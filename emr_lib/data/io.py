@@ -7,7 +7,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["DataError", "IMAGE_SUFFIXES", "read_image", "read_mask", "list_images", "to_binary_mask"]
+__all__ = [
+    "DataError",
+    "DataNotFoundError",
+    "IMAGE_SUFFIXES",
+    "read_image",
+    "read_mask",
+    "list_images",
+    "to_binary_mask",
+]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
@@ -18,6 +26,10 @@ Image.MAX_IMAGE_PIXELS = 1_000_000_000
 
 class DataError(ValueError):
     """Input data is missing or malformed; the message names the file and what was expected."""
+
+
+class DataNotFoundError(DataError, FileNotFoundError):
+    """A named dataset or scene folder does not exist or lacks its files."""
 
 
 def list_images(folder: str | Path, what: str = "images") -> dict[str, Path]:

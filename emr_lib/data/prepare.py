@@ -22,9 +22,6 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-import numpy as np
-from PIL import Image
-
 from .datasets import BijieDataset, FolderDataset, SegmentationFiles, is_bijie_layout
 from .io import DataError
 
@@ -131,8 +128,6 @@ def prepare_dataset(kind: str, src: str | Path, dest: str | Path, progress: bool
     Returns the manifest (also written to ``dest/manifest.json``). Raises
     :class:`DataError` listing the problems when the download is not usable.
     """
-    from tqdm.auto import tqdm
-
     if kind not in DATASETS:
         raise DataError(f"unknown dataset {kind!r}; choose one of {list(DATASETS)}")
     src, dest = Path(src), Path(dest)
@@ -158,16 +153,12 @@ def prepare_dataset(kind: str, src: str | Path, dest: str | Path, progress: bool
             for key, value in expected.items()
             if counts.get(key, 0) != value
         ]
-        (dest / "images").mkdir(parents=True, exist_ok=True)
-        (dest / "masks").mkdir(parents=True, exist_ok=True)
-        files = {}
-        for i in tqdm(range(len(dataset)), desc="writing", disable=not progress):
-            name = dataset.samples[i].name
-            image, mask = dataset.read(i)
-            for sub, array in (("images", image), ("masks", mask.astype(np.uint8))):
-                path = dest / sub / f"{name}.png"
-                Image.fromarray(array).save(path)
-                files[f"{sub}/{name}.png"] = _sha256(path)
+        dataset.save(dest, progress=progress)
+    files = {
+        f"{sub}/{name}.png": _sha256(dest / sub / f"{name}.png")
+        for name in dataset.names
+        for sub in ("images", "masks")
+    }
     manifest = {
         "dataset": kind,
         "source": str(src.resolve()),

@@ -20,14 +20,11 @@ What a scene holds, in painting order:
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from PIL import Image
 from scipy import ndimage
-from torch.utils.data import Dataset
 
-from .datasets import Transform, to_item
+from .base import SampleDataset, Transform
 
 __all__ = ["SyntheticLandslides", "synthetic_scene"]
 
@@ -89,7 +86,7 @@ def _scar_mask(rng: np.random.Generator, size: int, downslope: float, yy: np.nda
     return ndimage.binary_fill_holes(inside)
 
 
-class SyntheticLandslides(Dataset):
+class SyntheticLandslides(SampleDataset):
     """``n`` synthetic landslide scenes of ``size`` x ``size`` pixels, deterministic in ``seed``.
 
     Items are dicts like every dataset of the kit (``image``, ``mask``, ``name``).
@@ -104,9 +101,6 @@ class SyntheticLandslides(Dataset):
         if n < 1 or size < 32:
             raise ValueError(f"need n >= 1 and size >= 32, got n={n}, size={size}")
         self.n, self.size, self.seed, self.transform, self.p_empty = n, size, seed, transform, p_empty
-
-    def __len__(self) -> int:
-        return self.n
 
     @property
     def names(self) -> list[str]:
@@ -177,25 +171,6 @@ class SyntheticLandslides(Dataset):
         haze = rng.uniform(0.0, 18.0)
         image = image * shade[..., None] * rng.uniform(0.85, 1.12) + haze
         return np.clip(image, 0, 255).astype(np.uint8), mask.astype(np.uint8)
-
-    def __getitem__(self, index: int) -> dict:
-        image, mask = self.read(index)
-        if self.transform is not None:
-            image, mask = self.transform(image, mask)
-        return to_item(image, mask, self.names[index])
-
-    def save(self, folder: str | Path, progress: bool = True) -> Path:
-        """Write ``images/<name>.png`` and ``masks/<name>.png`` (0/1) under ``folder``."""
-        from tqdm.auto import tqdm
-
-        folder = Path(folder)
-        (folder / "images").mkdir(parents=True, exist_ok=True)
-        (folder / "masks").mkdir(parents=True, exist_ok=True)
-        for i in tqdm(range(self.n), desc="synthetic", disable=not progress):
-            image, mask = self.read(i)
-            Image.fromarray(image).save(folder / "images" / f"{self.names[i]}.png")
-            Image.fromarray(mask).save(folder / "masks" / f"{self.names[i]}.png")
-        return folder
 
 
 def synthetic_scene(grid: int = 2, size: int = 128, seed: int = 7, nodata_width: int = 0):

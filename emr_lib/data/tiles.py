@@ -6,10 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-from torch.utils.data import Dataset
 
-from .datasets import Transform, to_item
+from .base import SampleDataset, Transform
 from .io import DataError, read_image, read_mask, to_binary_mask
 
 __all__ = ["TileWindow", "SceneTiles", "tile_scene", "tile_positions"]
@@ -33,7 +31,7 @@ def tile_positions(length: int, tile: int, stride: int) -> list[int]:
     return positions
 
 
-class SceneTiles(Dataset):
+class SceneTiles(SampleDataset):
     """Tiles of one scene, kept as windows into the scene array (a tile is copied only when read).
 
     Items are dicts like every dataset of the kit; names are ``<scene>_y<row>_x<col>``.
@@ -49,9 +47,6 @@ class SceneTiles(Dataset):
     ):
         self.image, self.mask, self.windows, self.name, self.transform = image, mask, windows, name, transform
 
-    def __len__(self) -> int:
-        return len(self.windows)
-
     @property
     def names(self) -> list[str]:
         return [f"{self.name}_y{w.y:05d}_x{w.x:05d}" for w in self.windows]
@@ -61,31 +56,12 @@ class SceneTiles(Dataset):
         window = (slice(w.y, w.y + w.size), slice(w.x, w.x + w.size))
         return self.image[window].copy(), self.mask[window].copy()
 
-    def __getitem__(self, index: int) -> dict:
-        image, mask = self.read(index)
-        if self.transform is not None:
-            image, mask = self.transform(image, mask)
-        return to_item(image, mask, self.names[index])
-
     def coverage(self) -> float:
         """Share of the scene's pixels that lie in at least one tile."""
         covered = np.zeros(self.mask.shape, bool)
         for w in self.windows:
             covered[w.y : w.y + w.size, w.x : w.x + w.size] = True
         return float(covered.mean())
-
-    def save(self, folder: str | Path, progress: bool = True) -> Path:
-        """Write ``images/<tile>.png`` and ``masks/<tile>.png`` (0/1) under ``folder``."""
-        from tqdm.auto import tqdm
-
-        folder = Path(folder)
-        (folder / "images").mkdir(parents=True, exist_ok=True)
-        (folder / "masks").mkdir(parents=True, exist_ok=True)
-        for i, name in enumerate(tqdm(self.names, desc="tiles", disable=not progress)):
-            image, mask = self.read(i)
-            Image.fromarray(image).save(folder / "images" / f"{name}.png")
-            Image.fromarray(mask).save(folder / "masks" / f"{name}.png")
-        return folder
 
 
 def tile_scene(

@@ -1,0 +1,83 @@
+"""Checkpoints: one format, atomic writes, safe loading.
+
+A checkpoint is a dict of tensors and plain metadata, tagged ``"format":
+"emr_lib.checkpoint/1"`` and readable with ``torch.load(weights_only=True)``, so loading
+one never runs code. It holds the model's name, options and weights, the optimiser and
+scaler state, the epoch, the best validation mIoU so far, the history and the run's
+configuration: everything :func:`emr_lib.train.train` needs to resume, and everything
+:func:`model_from_checkpoint` needs to rebuild the model.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .models import build_model
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CheckpointError",
+    "atomic_save",
+    "atomic_write",
+    "load_checkpoint",
+    "model_from_checkpoint",
+]
+
+CHECKPOINT_FORMAT = "emr_lib.checkpoint/1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, corrupt or from another model."""
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+def atomic_save(obj, path: Path) -> None:
+    """``torch.save`` to a temporary file, then rename: a killed process never leaves half a file."""
+    tmp = _temporary(path)
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def atomic_write(text: str, path: Path) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    tmp = _temporary(path)
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Read a checkpoint with ``weights_only=True``; errors say what is wrong with the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: the file is corrupt, truncated or not an emr_lib checkpoint "
+            f"({type(err).__name__}). Use best.pt or last.pt from a finished epoch."
+        ) from err
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not an emr_lib checkpoint (no '{CHECKPOINT_FORMAT}' format tag)")
+    return state
+
+
+def model_from_checkpoint(state: dict | str | Path, expected_model: str | None = None) -> nn.Module:
+    """Rebuild the checkpoint's model (name and options are stored in it) and load its weights."""
+    if not isinstance(state, dict):
+        state = load_checkpoint(state)
+    if expected_model is not None and state["model_name"] != expected_model:
+        raise CheckpointError(
+            f"the checkpoint holds a {state['model_name']!r} model, not {expected_model!r}; "
+            "pass the matching --model or leave it out"
+        )
+    model = build_model(state["model_name"], num_classes=state["num_classes"], **state["model_options"])
+    model.load_state_dict(state["model"])
+    return model.eval()

@@ -1,0 +1,67 @@
+"""The one base of every dataset in the kit: names, reading one sample, items, saving.
+
+A dataset here is a ``torch.utils.data.Dataset`` with
+
+- ``names``: the samples' names (file stems), in order;
+- ``read(index)``: the untransformed image (H, W, 3) uint8 and mask (H, W) uint8 with
+  0 = background and 1 = landslide;
+- ``transform``: ``None`` or ``transform(image, mask) -> (image, mask)`` on those arrays
+  (see :mod:`emr_lib.augment`).
+
+From these :class:`SampleDataset` gives the rest: ``len``, items as dicts (``image``:
+float32 (3, H, W) in [0, 1], no normalisation, as the paper scales by 1/255 only;
+``mask``: int64 (H, W); ``name``) and :meth:`SampleDataset.save`, which writes the
+``images/`` + ``masks/`` layout that :class:`~emr_lib.data.FolderDataset` reads back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+__all__ = ["Transform", "SampleDataset", "to_item"]
+
+Transform = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def to_item(image: np.ndarray, mask: np.ndarray, name: str) -> dict:
+    """NumPy image (H, W, 3) uint8 and mask (H, W) -> the item dict of every dataset here."""
+    tensor = torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1).float().div_(255.0)
+    return {"image": tensor, "mask": torch.from_numpy(np.array(mask, copy=True)).long(), "name": name}
+
+
+class SampleDataset(Dataset):
+    """Base class: subclasses set ``names`` (attribute or property) and implement ``read``."""
+
+    names: list[str]
+    transform: Transform | None = None
+
+    def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, index: int) -> dict:
+        image, mask = self.read(index)
+        if self.transform is not None:
+            image, mask = self.transform(image, mask)
+        return to_item(image, mask, self.names[index])
+
+    def save(self, folder: str | Path, progress: bool = True) -> Path:
+        """Write ``images/<name>.png`` and ``masks/<name>.png`` (0/1) under ``folder``, untransformed."""
+        folder = Path(folder)
+        (folder / "images").mkdir(parents=True, exist_ok=True)
+        (folder / "masks").mkdir(parents=True, exist_ok=True)
+        names = self.names
+        for i in tqdm(range(len(names)), desc=f"writing {folder.name}", disable=not progress):
+            image, mask = self.read(i)
+            Image.fromarray(image).save(folder / "images" / f"{names[i]}.png")
+            Image.fromarray(mask.astype(np.uint8)).save(folder / "masks" / f"{names[i]}.png")
+        return folder

@@ -1,0 +1,150 @@
+"""Figures and tables with provenance, and the index of them.
+
+A :class:`FigureStore` saves into one profile's folder (``figures/<profile>/``): figures as
+palette PNGs with a provenance line under them, tables as markdown (with the same line as
+a footer) and CSV. Every file is recorded in the folder's ``manifest.json`` with its
+caption, notebook, profile, data, commit and time; :func:`write_figures_index` turns the
+manifests into ``figures/README.md``. Scratch profiles (``quick``; see
+:class:`emr_lib.profiles.Profile`) are ignored by git and indexed in their own folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .profiles import PROFILES
+from .provenance import git_commit
+from .viz import save_figure
+
+__all__ = ["FigureStore", "table_markdown", "read_manifest", "write_figures_index"]
+
+
+def table_markdown(rows: list[dict], columns: Sequence[str] | None = None, floatfmt: str = ".2f") -> str:
+    """A GitHub-flavoured markdown table of ``rows`` (missing values shown as "-")."""
+    columns = list(columns or rows[0].keys())
+
+    def fmt(value) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, float):
+            return format(value, floatfmt)
+        return str(value)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(fmt(row.get(c)) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+@dataclass
+class FigureStore:
+    """Saves figures and tables of one notebook into ``folder`` and records their provenance."""
+
+    folder: Path
+    notebook: str
+    profile: str
+    data_label: str
+    seed: int = 0
+
+    def provenance_text(self) -> str:
+        seed = f" | seed {self.seed}" if self.seed else ""
+        return f"{self.notebook} | profile {self.profile} | data {self.data_label}{seed} | commit {git_commit()}"
+
+    def _register(self, files: list[Path], kind: str, caption: str) -> None:
+        manifest_path = self.folder / "manifest.json"
+        manifest = read_manifest(manifest_path)
+        # keyed by file, not by name: a table and its plot often share a name (05_table4)
+        manifest[files[0].name] = {
+            "files": [f.name for f in files],
+            "kind": kind,
+            "caption": caption,
+            "notebook": self.notebook,
+            "profile": self.profile,
+            "data": self.data_label,
+            "commit": git_commit(),
+            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        }
+        manifest_path.write_text(json.dumps(dict(sorted(manifest.items())), indent=1))
+
+    def save_figure(self, fig, name: str, caption: str = "") -> Path:
+        """Save ``fig`` as ``<folder>/<name>.png`` with a provenance caption."""
+        path = save_figure(fig, self.folder / f"{name}.png", self.provenance_text())
+        self._register([path], "figure", caption)
+        return path
+
+    def save_table(
+        self, rows: list[dict], name: str, columns: list[str] | None = None, caption: str = "", floatfmt: str = ".2f"
+    ) -> str:
+        """Save ``rows`` as ``<name>.md`` and ``<name>.csv``; return the markdown."""
+        columns = columns or list(rows[0])
+        markdown = table_markdown(rows, columns, floatfmt)
+        header = f"{caption}\n\n" if caption else ""
+        md_path = self.folder / f"{name}.md"
+        md_path.write_text(f"{header}{markdown}\n\n_{self.provenance_text()}_\n")
+        csv_path = self.folder / f"{name}.csv"
+        with open(csv_path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+        self._register([md_path, csv_path], "table", caption)
+        return markdown
+
+
+def read_manifest(path: Path) -> dict[str, dict]:
+    """A figures folder's ``manifest.json``: one entry per figure or table, keyed by its first file.
+
+    Manifests written before entries were keyed by file (keyed by name, where a table and a
+    figure of the same name overwrote each other) are read with the new keys.
+    """
+    if not path.is_file():
+        return {}
+    return {entry["files"][0]: entry for entry in json.loads(path.read_text()).values()}
+
+
+def _is_scratch(profile: str | None) -> bool:
+    return profile in PROFILES and PROFILES[profile].scratch
+
+
+def write_figures_index(figures_root: str | Path, profile: str | None = None) -> Path:
+    """The index of figures and tables with the notebook, profile, data and commit behind each.
+
+    ``figures/README.md`` covers the committed profiles (workshop, paper); a scratch profile
+    (quick, ignored by git) gets its own ``figures/quick/README.md`` so a smoke run never
+    edits the committed index.
+    """
+    figures_root = Path(figures_root)
+    if _is_scratch(profile):
+        profiles, path, prefix = [profile], figures_root / profile / "README.md", ""
+    else:
+        found = (p.parent.name for p in figures_root.glob("*/manifest.json"))
+        profiles, path, prefix = sorted(p for p in found if not _is_scratch(p)), figures_root / "README.md", None
+    lines = [
+        "# Figures and tables",
+        "",
+        "Regenerated by `python -m emr_lib pipeline --profile PROFILE`; do not edit by hand.",
+        "Each entry says which notebook, profile, data and commit produced it.",
+    ]
+    for name in profiles:
+        manifest_path = figures_root / name / "manifest.json"
+        if not manifest_path.is_file():
+            continue
+        folder = f"{name}/" if prefix is None else prefix
+        lines += [
+            "",
+            f"## Profile `{name}`",
+            "",
+            "| file | what | notebook | data | commit | created |",
+            "|---|---|---|---|---|---|",
+        ]
+        for key, entry in sorted(read_manifest(manifest_path).items()):
+            links = ", ".join(f"[{f}]({folder}{f})" for f in entry["files"])
+            lines.append(
+                f"| {links} | {entry['caption'] or key} | {entry['notebook']} | {entry['data']} | "
+                f"{entry['commit']} | {entry['created']} |"
+            )
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,142 @@
+"""The notebook context: a notebook's parameters resolved into data, folders and helpers.
+
+A notebook starts with::
+
+    from emr_lib.notebook import notebook_context
+
+    ctx = notebook_context("03_training", profile, data, device, seed, output_dir, figures_dir)
+
+and then trains through ``ctx.run(...)`` (the run-folder rule of :mod:`emr_lib.runs`:
+a finished run with the same settings is reused, an interrupted one resumed, so
+notebooks build on each other's results or run what they need themselves), reads a
+run's data through ``ctx.datasets(...)``, and saves through ``ctx.save_figure`` /
+``ctx.save_table`` (:mod:`emr_lib.figures`, with provenance). Data and scene defaults
+follow the one rule of :mod:`emr_lib.paths`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from .figures import FigureStore
+from .paths import project_root, resolve_data
+from .profiles import TrainConfig, get_config
+from .run_data import RunDatasets, run_datasets
+from .runs import run_dir, run_or_reuse, seed_records
+
+__all__ = ["Context", "notebook_context", "interactive", "headless"]
+
+
+def headless() -> bool:
+    """True when executed by the pipeline or tests (papermill, nbval): no live widgets then."""
+    return os.environ.get("EMR_HEADLESS", "0") == "1"
+
+
+@dataclass
+class Context:
+    notebook: str
+    profile: str
+    data: str
+    device: str
+    seed: int
+    output_dir: Path
+    figures_dir: Path
+    figures: FigureStore = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.figures = FigureStore(Path(self.figures_dir), self.notebook, self.profile, self.data_label, self.seed)
+
+    @property
+    def data_label(self) -> str:
+        return "synthetic default" if self.data == "synthetic" else Path(self.data).name
+
+    def provenance_text(self) -> str:
+        return self.figures.provenance_text()
+
+    def config(self, model: str = "emr_hrnet", options: dict | None = None, **overrides) -> TrainConfig:
+        """The profile's training configuration for ``model`` on this notebook's data.
+
+        ``options`` are merged into the profile's model options (``{"rma": False}`` keeps the
+        profile's width); other keywords override configuration fields.
+        """
+        overrides = {"data": self.data, "seed": self.seed, "device": self.device, **overrides}
+        config = get_config(self.profile, model=model, **overrides)
+        config.model_options = {**config.model_options, **(options or {})}
+        return config
+
+    def datasets(self, model: str = "emr_hrnet", options: dict | None = None, **overrides) -> RunDatasets:
+        """The data of :meth:`config`'s run: base dataset, splits, and ``.train()``, ``.val``, ``.test``."""
+        return run_datasets(self.config(model, options, **overrides))
+
+    def run_dir(self, name: str) -> Path:
+        """Where run ``name`` lives: ``output_dir/<profile>/<name>`` (``<name>-seed<N>`` for seed N > 0)."""
+        return run_dir(self.output_dir, self.profile, name, self.seed)
+
+    def run(
+        self, name: str, model: str = "emr_hrnet", options: dict | None = None, progress: bool = True, **overrides
+    ) -> dict:
+        """Train (or reuse, or resume) run ``name`` and return its record (:mod:`emr_lib.runs`)."""
+        config = self.config(model, options, **overrides)
+        return run_or_reuse(config, self.run_dir(name), "auto", progress=progress and not headless())
+
+    def seed_records(self, name: str) -> dict[int, dict]:
+        """Finished records of run ``name`` for every seed, whose settings but the seed match this one's."""
+        reference = json.loads((self.run_dir(name) / "record.json").read_text())
+        return seed_records(self.output_dir, self.profile, name, reference)
+
+    def save_figure(self, fig, name: str, caption: str = "") -> Path:
+        """Save ``fig`` as ``figures/<profile>/<name>.png`` with a provenance caption."""
+        return self.figures.save_figure(fig, name, caption)
+
+    def save_table(
+        self, rows: list[dict], name: str, columns: list[str] | None = None, caption: str = "", floatfmt: str = ".2f"
+    ) -> str:
+        """Save ``rows`` as markdown and CSV beside the figures; return the markdown."""
+        return self.figures.save_table(rows, name, columns, caption, floatfmt)
+
+
+def notebook_context(
+    notebook: str,
+    profile: str = "quick",
+    data: str | None = "auto",
+    device: str = "auto",
+    seed: int = 0,
+    output_dir: str | None = None,
+    figures_dir: str | None = None,
+) -> Context:
+    """Resolve a notebook's parameters into folders and data; print what it will use."""
+    root = project_root()
+    output = Path(output_dir).expanduser() if output_dir else root / "runs" / "notebooks"
+    figures = Path(figures_dir).expanduser() if figures_dir else root / "figures" / profile
+    output = output if output.is_absolute() else root / output
+    figures = figures if figures.is_absolute() else root / figures
+    output.mkdir(parents=True, exist_ok=True)
+    figures.mkdir(parents=True, exist_ok=True)
+    ctx = Context(notebook, profile, resolve_data(data, root), device, int(seed), output, figures)
+    print(f"profile {profile} | data {ctx.data_label} | runs in {output} | figures in {figures}")
+    return ctx
+
+
+def interactive(draw, **controls) -> None:
+    """Draw ``draw(**defaults)`` as a static figure, then, in a live notebook, add widgets.
+
+    ``controls`` map a keyword of ``draw`` to ``(default, widget_spec)`` where the spec is
+    what ``ipywidgets.interact`` accepts (a tuple range, a list of options...). Executed
+    headless (pipeline, tests), only the static figure is made.
+    """
+    defaults = {key: value[0] for key, value in controls.items()}
+    draw(**defaults)
+    plt.show()
+    if headless():
+        return
+    try:
+        import ipywidgets  # optional: the notebooks extra
+    except ImportError:  # not installed: the static figure stays
+        return
+    specs = {key: value[1] for key, value in controls.items()}
+    ipywidgets.interact(lambda **kw: (draw(**kw), plt.show()), **specs)

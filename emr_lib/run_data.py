@@ -1,0 +1,116 @@
+"""A run's data: one function turns a configuration into its train, val and test datasets.
+
+>>> data = run_datasets(get_config("quick"))          # doctest: +SKIP
+>>> data.test[0]["image"].shape                       # doctest: +SKIP
+
+Training, ``python -m emr_lib evaluate`` and every notebook go through
+:func:`run_datasets`, so the split a table reports on is the split the model was
+selected and tested on. The base dataset is opened by layout (``config.data`` is a
+folder, or ``"synthetic"`` for the embedded default); splits are made from the
+configuration's ratios and seed, or read from ``config.split_dir``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .augment import CenterRep, Compose, Resize, eval_transform, train_transform
+from .data import (
+    DataError,
+    DatasetView,
+    FolderDataset,
+    SampleDataset,
+    SyntheticLandslides,
+    load_splits,
+    make_splits,
+    open_dataset,
+    save_splits,
+)
+from .expansion import expand_dataset
+from .profiles import TrainConfig
+from .runtime import Distributed
+
+__all__ = ["RunDatasets", "run_datasets", "open_base"]
+
+
+def open_base(config: TrainConfig) -> tuple[SampleDataset, str]:
+    """The configuration's whole dataset, and a description of it for records."""
+    if config.data == "synthetic":
+        return SyntheticLandslides(config.synthetic_n, size=config.synthetic_size, seed=0), "synthetic"
+    path = Path(config.data).expanduser()
+    if not path.exists():
+        raise DataError(f"data folder not found: {path}. Pass --data PATH (see data/README.md) or 'synthetic'.")
+    return open_dataset(path, include_non_landslide=config.include_non_landslide), str(path)
+
+
+@dataclass
+class RunDatasets:
+    """The base dataset of a run, its split name lists, and a dataset per split."""
+
+    config: TrainConfig
+    base: SampleDataset
+    splits: dict[str, list[str]]
+    description: str
+
+    @property
+    def test_split(self) -> str:
+        """The part reported as the test set: ``test``, or ``val`` for a split without one."""
+        return "test" if self.splits.get("test") else "val"
+
+    def view(self, split: str) -> DatasetView:
+        """Split ``split`` (or ``"all"``) resized for evaluation."""
+        if split != "all" and split not in self.splits:
+            raise DataError(f"split {split!r} not found; the data has {sorted(self.splits)}")
+        names = self.base.names if split == "all" else self.splits[split]
+        return DatasetView(self.base, names, eval_transform(self.config.size))
+
+    @property
+    def val(self) -> DatasetView:
+        return self.view("val")
+
+    @property
+    def test(self) -> DatasetView:
+        return self.view(self.test_split)
+
+    def require(self, *keys: str) -> None:
+        for key in keys:
+            if not self.splits.get(key):
+                raise DataError(f"the {key} split is empty; use more data or other split ratios")
+
+    def train(self, out_dir: str | Path | None = None, dist: Distributed | None = None) -> DatasetView:
+        """The training split with the configuration's augmentation.
+
+        With ``offline_expansion`` the split is first expanded into ``out_dir/expanded``
+        (once, by the main process; the others wait) and the expanded copies are served.
+        """
+        base, names = self.base, self.splits["train"]
+        config, dist = self.config, dist or Distributed()
+        if config.offline_expansion > 0:
+            if out_dir is None:
+                raise ValueError("an expanded training split needs out_dir to be written to")
+            expanded = Path(out_dir) / "expanded"
+            if dist.main and not (expanded / "manifest.json").is_file():
+                expand_dataset(base, names, expanded, factor=config.offline_expansion, seed=config.split_seed)
+            dist.barrier()
+            base = FolderDataset(expanded / "images", expanded / "masks")
+            names = base.names
+        if config.augment:
+            transform = train_transform(config.size, centerrep=config.centerrep)
+        elif config.centerrep > 0:
+            transform = Compose([CenterRep(config.centerrep), Resize(config.size)])
+        else:
+            transform = eval_transform(config.size)
+        return DatasetView(base, names, transform)
+
+
+def run_datasets(config: TrainConfig, splits_out: str | Path | None = None) -> RunDatasets:
+    """Open ``config.data`` and split it; with ``splits_out``, save the split files there."""
+    base, description = open_base(config)
+    if config.split_dir:
+        splits = load_splits(config.split_dir)
+    else:
+        splits = make_splits(base.names, config.split_ratios, seed=config.split_seed)
+    if splits_out is not None:
+        save_splits(splits, splits_out)
+    return RunDatasets(config, base, splits, description)

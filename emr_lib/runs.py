@@ -1,0 +1,134 @@
+"""Run folders: one rule for the CLI, the notebooks and ``python -m emr_lib table``.
+
+A run folder holds what :func:`emr_lib.train.train` writes (``last.pt`` every epoch,
+``record.json`` when the run ends). When a run is asked for in a folder that already holds
+something, the folder's settings (``record.json``'s or ``last.pt``'s configuration)
+are compared with the wanted ones:
+
+- **reuse**: a finished run with the same settings is returned as it is;
+- **resume**: an interrupted run (stopped, or killed mid-epoch: only ``last.pt``) with the
+  same settings continues from its last epoch;
+- **move aside**: a run with other settings is moved to ``<folder>.replaced-<time>``
+  before a new run starts. Nothing is ever deleted.
+
+How the modes of :func:`plan_run` map the command line onto this rule:
+``auto`` (notebooks, ``table``) applies it as it stands; ``refuse`` (``train`` with
+neither flag) stops at a folder that holds a run and names the flags; ``resume``
+(``train --resume``) reuses or resumes, and stops at other settings, naming them;
+``overwrite`` (``train --overwrite``) moves the old run aside and starts again.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .checkpoints import load_checkpoint
+from .profiles import TrainConfig
+from .train import train
+
+__all__ = ["RunFolderError", "RunPlan", "plan_run", "run_or_reuse", "run_dir", "seed_records"]
+
+MODES = ("auto", "refuse", "resume", "overwrite")
+
+
+class RunFolderError(ValueError):
+    """The run folder holds a run that the asked-for mode may not touch."""
+
+
+def as_stored(settings: dict | None) -> dict | None:
+    """Settings as JSON stores them (tuples become lists), so stored and wanted ones compare."""
+    return json.loads(json.dumps(settings))
+
+
+@dataclass
+class RunPlan:
+    action: str  # "reuse", "resume" or "new"
+    record: dict | None = None  # the finished record, for "reuse"
+    moved_to: Path | None = None  # where an earlier run was moved aside
+
+
+def _differences(stored: dict | None, wanted: dict) -> str:
+    stored = stored or {}
+    keys = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+    return ", ".join(f"{k}: {stored.get(k)!r} there, {wanted.get(k)!r} now" for k in keys[:6])
+
+
+def _move_aside(out: Path) -> Path:
+    kept = out.with_name(f"{out.name}.replaced-{_dt.datetime.now():%Y%m%d-%H%M%S}")
+    out.rename(kept)
+    print(f"{out} held a run with other settings or was replaced; it is kept in {kept}")
+    return kept
+
+
+def plan_run(out: str | Path, config: TrainConfig, mode: str = "auto") -> RunPlan:
+    """What to do in run folder ``out`` for ``config`` (see the module's rule); moves aside when it must."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    out = Path(out)
+    wanted = as_stored(config.to_dict())
+    record_path, last_path = out / "record.json", out / "last.pt"
+    holds_run = record_path.is_file() or last_path.is_file()
+    if mode == "refuse" and holds_run:
+        raise RunFolderError(
+            f"{out} already holds a run; pass --resume to continue it, --overwrite to start again "
+            "(the old run is moved aside), or --out for a new folder"
+        )
+    if mode in ("auto", "resume"):
+        record = json.loads(record_path.read_text()) if record_path.is_file() else None
+        if record and record.get("status") == "finished" and record.get("config") == wanted:
+            return RunPlan("reuse", record)
+        # last.pt is written after every epoch, record.json only when a run ends, so a
+        # killed run has only last.pt; its configuration says whether to resume it
+        stored = as_stored(load_checkpoint(last_path).get("config")) if last_path.is_file() else None
+        if stored == wanted:
+            return RunPlan("resume")
+        if mode == "resume" and holds_run:
+            differences = _differences(stored or (record or {}).get("config"), wanted)
+            raise RunFolderError(
+                f"{out} holds a run with other settings ({differences}); "
+                "resume with the same settings, pass --overwrite to move it aside and start again, or use --out"
+            )
+    # a folder without a run (say, splits written before the first epoch ended) is trained in
+    # place; only a run is moved aside. Under torchrun every rank plans the same way.
+    return RunPlan("new", moved_to=_move_aside(out)) if holds_run else RunPlan("new")
+
+
+def run_or_reuse(
+    config: TrainConfig, out: str | Path, mode: str = "auto", stop_after: int | None = None, progress: bool = True
+) -> dict:
+    """Apply :func:`plan_run`, then train or resume as it says; return the run's record."""
+    plan = plan_run(out, config, mode)
+    if plan.action == "reuse":
+        print(f"reusing {out} (test mIoU {100 * plan.record['test_metrics']['mIoU']:.2f})")
+        return plan.record
+    return train(config, out, resume=plan.action == "resume", stop_after=stop_after, progress=progress)
+
+
+def run_dir(runs_root: str | Path, profile: str, name: str, seed: int = 0) -> Path:
+    """``runs_root/<profile>/<name>``, and ``<name>-seed<N>`` for a seed other than 0, so the
+    runs of several seeds sit side by side."""
+    return Path(runs_root) / profile / (f"{name}-seed{seed}" if seed else name)
+
+
+def seed_records(runs_root: str | Path, profile: str, name: str, reference: dict) -> dict[int, dict]:
+    """Finished records of run ``name`` for every seed under ``runs_root/<profile>``, by seed.
+
+    Only runs whose settings, the seed aside, match ``reference`` (a record) count, so a
+    summary never mixes in runs of other settings.
+    """
+
+    def settings(record: dict) -> dict:
+        return {k: v for k, v in record["config"].items() if k != "seed"}
+
+    own = settings(reference)
+    found = {}
+    for path in (Path(runs_root) / profile).glob(f"{name}*/record.json"):
+        record = json.loads(path.read_text())
+        same_run = re.fullmatch(rf"{re.escape(name)}(-seed\d+)?", path.parent.name)
+        if same_run and record.get("status") == "finished" and settings(record) == own:
+            found[record["seed"]] = record
+    return dict(sorted(found.items()))

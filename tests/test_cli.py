@@ -1,0 +1,101 @@
+import json
+
+from emr_lib.cli import main
+
+
+def test_cli_errors_are_clear(tmp_path, capsys):
+    assert main(["train", "--model", "unet9000", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown model 'unet9000'" in capsys.readouterr().err
+    assert main(["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]) == 2
+    assert "data folder not found" in capsys.readouterr().err
+    assert main(["train", "--set", "epochz=3", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown setting 'epochz'" in capsys.readouterr().err
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"\x80\x02 definitely not a checkpoint")
+    assert main(["evaluate", str(corrupt), "--data", "synthetic"]) == 2
+    assert "corrupt" in capsys.readouterr().err
+
+
+def test_cli_train_then_evaluate(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = [
+        "train",
+        "--profile",
+        "quick",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--set",
+        "synthetic_n=40",
+        "--set",
+        "epochs=1",
+    ]
+    assert main(args) == 0
+    assert main(args) == 2 and "--resume" in capsys.readouterr().err  # will not overwrite silently
+    assert main(["evaluate", str(out / "best.pt"), "--model", "hrnet"]) == 2
+    assert "holds a 'emr_hrnet' model, not 'hrnet'" in capsys.readouterr().err
+    assert main(["evaluate", str(out / "best.pt"), "--json", str(tmp_path / "m.json")]) == 0
+    assert "mIoU" in capsys.readouterr().out
+    assert json.loads((tmp_path / "m.json").read_text())["split"] == "test"
+
+
+def test_a_setting_of_the_wrong_type_is_one_clear_line(tmp_path, capsys):
+    assert main(["train", "--set", "lr=abc", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "error: setting lr takes a number, got 'abc'"
+    assert not (tmp_path / "x").exists()
+
+
+def test_train_flags_map_onto_the_run_folder_rule(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--out", str(out), "--no-progress", "--set", "synthetic_n=40", "--set", "epochs=1"]
+    assert main(args) == 0
+    first = json.loads((out / "record.json").read_text())
+    assert main([*args, "--resume"]) == 0 and "reusing" in capsys.readouterr().out  # same settings, finished
+    assert main([*args, "--set", "lr=0.001", "--resume"]) == 2
+    assert "other settings (lr: 0.002 there, 0.001 now)" in capsys.readouterr().err
+    assert main([*args, "--resume", "--overwrite"]) == 2 and "pass one of them" in capsys.readouterr().err
+    assert main([*args, "--set", "lr=0.001", "--overwrite"]) == 0  # the old run is moved aside, not deleted
+    kept = list(tmp_path.glob("run.replaced-*"))
+    assert len(kept) == 1 and json.loads((kept[0] / "record.json").read_text()) == first
+    assert json.loads((out / "record.json").read_text())["config"]["lr"] == 0.001
+
+
+def test_store_checked_outputs_through_the_cli_restores_cleared_outputs(tmp_path, monkeypatch, capsys):
+    import nbformat
+
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "emr-hrnet-kit"\n')
+    (tmp_path / "notebooks").mkdir()
+    parameters = "\n".join(
+        f"{name} = {value!r}"
+        for name, value in dict(profile="quick", data="", device="cpu", seed=0, output_dir="", figures_dir="").items()
+    )
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("# NBVAL_CHECK_OUTPUT\nprint(6 * 7)"),
+        nbformat.v4.new_code_cell("print('not checked')"),
+    ]
+    path = tmp_path / "notebooks" / "01_tiny.ipynb"
+    nbformat.write(nb, path)  # as committed after someone cleared every output
+    monkeypatch.chdir(tmp_path)
+    assert main(["pipeline", "--profile", "quick", "--no-progress", "--store-checked-outputs"]) == 0
+    assert "stored the checked outputs of 1 notebook" in capsys.readouterr().out
+    stored = nbformat.read(path, as_version=4)
+    assert stored.cells[1].outputs[0]["text"] == "42\n" and stored.cells[1].execution_count
+    assert stored.cells[0].outputs == [] and stored.cells[2].outputs == []
+
+
+def test_table_runs_or_reuses_its_rows_and_prints_them_beside_the_paper(tmp_path, capsys):
+    args = ["table", "4", "--profile", "quick", "--data", "synthetic", "--rows", "baseline", "+DEMA"]
+    args += ["--output-dir", str(tmp_path / "runs"), "--json", str(tmp_path / "t4.json")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "| configuration | mIoU | paper_mIoU |" in out and "| +DEMA |" in out and "| 60.99 |" in out
+    saved = json.loads((tmp_path / "t4.json").read_text())
+    assert [r["configuration"] for r in saved["rows"]] == ["baseline", "+DEMA"]
+    assert saved["runs"]["+DEMA"].endswith("quick/ablation_dema")
+    assert main(args) == 0 and capsys.readouterr().out.count("reusing") == 2  # the notebooks' rule: reused
+    assert main(["table", "4", "--rows", "+CBAM"]) == 2
+    assert "Table 4 has no row(s) ['+CBAM']" in capsys.readouterr().err
+    assert main(["table", "6"]) == 2 and "not Table 6" in capsys.readouterr().err

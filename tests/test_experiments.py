@@ -1,0 +1,42 @@
+from emr_lib.experiments import ABLATION_SPLIT, run_table, table_rows, table_runs
+from emr_lib.models import list_models
+from emr_lib.paper import TABLE4, TABLE5
+
+
+def test_tables_declare_the_runs_the_notebooks_made():
+    assert {row: spec.name for row, spec in table_runs(2).items()} == {m: m for m in list_models()}
+    table4 = table_runs(4)
+    assert list(table4) == list(TABLE4)
+    assert [spec.name for spec in table4.values()] == [
+        "ablation_baseline",
+        "ablation_dema",
+        "ablation_rma",
+        "ablation_dema_rma",
+        "ablation_dema_centerrep",
+        "ablation_dema_rma_centerrep",
+    ]
+    assert table4["+DEMA+RMA+CenterRep"].options == {"dema": True, "rma": True}
+    assert table4["+DEMA+RMA+CenterRep"].overrides == {"centerrep": 0.5, "split_ratios": ABLATION_SPLIT}
+    assert table4["baseline"].overrides["centerrep"] == 0.0
+    table5 = table_runs(5)
+    assert list(table5) == list(TABLE5) and table5["dema"] == table4["+DEMA"]  # one run serves both tables
+    assert table5["gam"].options == {"block": "gam", "rma": False} and "centerrep" not in table5["gam"].overrides
+    assert list(table_runs(2, ["hrnet", "emr_hrnet"])) == ["hrnet", "emr_hrnet"]
+
+
+def test_run_table_passes_each_spec_to_the_runner_and_rows_sit_beside_the_paper():
+    calls = []
+
+    def fake_run(name, model, options, **overrides):
+        calls.append((name, model, options, overrides))
+        return {"test_metrics": dict.fromkeys(("mIoU", "precision", "recall", "accuracy", "F1"), 0.5)}
+
+    records = run_table(fake_run, table_runs(4, ["+RMA"]))
+    assert calls == [
+        ("ablation_rma", "emr_hrnet", {"dema": False, "rma": True}, {"centerrep": 0.0, "split_ratios": ABLATION_SPLIT})
+    ]
+    records["+RMA"] |= {"parameters": 2_000_000, "epochs_run": 3, "wall_time_s": 60}
+    (row,) = table_rows(4, records)
+    assert row == {"configuration": "+RMA", "mIoU": 50.0, "paper_mIoU": 62.35, "F1": 50.0, "params_M": 2.0}
+    (row,) = table_rows(2, {"pspnet": records["+RMA"]}, "sichuan")  # Table 3 on Sichuan data
+    assert row["paper_mIoU"] == 59.02

@@ -1,0 +1,69 @@
+import nbformat
+import pytest
+
+from conftest import REPO
+from emr_lib.pipeline import (
+    PipelineError,
+    _parameters_for,
+    _select,
+    list_notebooks,
+    scene_warning,
+    store_checked_outputs,
+)
+
+
+def _project(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "emr-hrnet-kit"\n')
+    return tmp_path
+
+
+def test_every_notebook_declares_the_common_parameters():
+    notebooks = list_notebooks(REPO)
+    assert [nb.name[:2] for nb in notebooks] == ["01", "02", "03", "04", "05", "06", "07"]
+    common = {"profile": "quick", "data": "synthetic", "device": "cpu", "seed": 0, "output_dir": "", "figures_dir": ""}
+    per_notebook = _parameters_for(notebooks, common, {"models": "hrnet"})
+    assert per_notebook[notebooks[3]]["models"] == "hrnet"  # only 04 declares it
+    assert "models" not in per_notebook[notebooks[2]]
+    with pytest.raises(PipelineError, match=r"no notebook has parameter\(s\) \['modles'\]"):
+        _parameters_for(notebooks, common, {"modles": "hrnet"})
+    with pytest.raises(PipelineError, match="do not exist"):
+        _select(notebooks, ["09"])
+    assert [nb.name[:2] for nb in _select(notebooks, ["3,4", "7"])] == ["03", "04", "07"]
+
+
+def test_notebooks_are_committed_without_outputs_except_checked_cells():
+    for path in list_notebooks(REPO):
+        notebook = nbformat.read(path, as_version=4)
+        assert notebook.cells[0].source.startswith("# "), f"{path.name} needs a title"
+        assert "colab.research.google.com" in notebook.cells[0].source
+        assert any("parameters" in c.metadata.get("tags", []) for c in notebook.cells)
+        for cell in notebook.cells:
+            if cell.cell_type == "code" and not cell.source.startswith("# NBVAL_CHECK_OUTPUT"):
+                assert not cell.outputs, f"{path.name} keeps outputs of an unchecked cell"
+            if cell.cell_type == "code":
+                assert len(cell.source.splitlines()) <= 25, f"{path.name}: keep logic in emr_lib"
+
+
+def test_store_checked_outputs_keeps_only_marked_cells(tmp_path):
+    root = _project(tmp_path)
+    (root / "notebooks").mkdir()
+    (root / "build" / "notebooks" / "quick").mkdir(parents=True)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("# NBVAL_CHECK_OUTPUT\nprint(1)"), nbformat.v4.new_code_cell("print(2)")]
+    nbformat.write(nb, root / "notebooks" / "01_x.ipynb")
+    for cell, text in zip(nb.cells, ("1\n", "2\n")):
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)]
+    nbformat.write(nb, root / "build" / "notebooks" / "quick" / "01_x.ipynb")
+    assert store_checked_outputs("quick", root) == ["01_x.ipynb"]
+    stored = nbformat.read(root / "notebooks" / "01_x.ipynb", as_version=4)
+    assert stored.cells[0].outputs[0]["text"] == "1\n" and stored.cells[1].outputs == []
+
+
+def test_real_data_with_a_synthetic_scene_is_warned_about(tmp_path):
+    notebooks = list_notebooks(REPO)
+    message = scene_warning("/data/bijie-224", None, notebooks)
+    assert "01_data_exploration.ipynb" in message and "07_generalisation.ipynb" in message
+    assert "--scene DIR or EMR_SCENE" in message
+    assert scene_warning("/data/bijie-224", None, _select(notebooks, ["03,05"])) is None  # no scene used
+    assert scene_warning("/data/bijie-224", tmp_path, notebooks) is None  # a scene was found
+    assert scene_warning("synthetic", None, notebooks) is None  # synthetic throughout: nothing to mix up

@@ -1,0 +1,22 @@
+import pytest
+
+from emr_lib.data import DataError
+from emr_lib.profiles import get_config
+from emr_lib.run_data import run_datasets
+
+
+def test_a_config_gives_its_splits_and_a_dataset_per_split(tmp_path):
+    data = run_datasets(get_config("quick", synthetic_n=20, size=32, synthetic_size=64), tmp_path / "splits")
+    assert {k: len(v) for k, v in data.splits.items()} == {"train": 12, "val": 4, "test": 4}
+    assert (tmp_path / "splits" / "test.txt").read_text().split() == data.splits["test"]
+    assert data.test.names == data.splits["test"] and tuple(data.test[0]["image"].shape) == (3, 32, 32)
+    assert len(data.view("all")) == 20 and len(data.train()) == 12
+    with pytest.raises(DataError, match="split 'holdout' not found"):
+        data.view("holdout")
+
+
+def test_a_split_without_test_part_reports_on_val():
+    data = run_datasets(get_config("quick", synthetic_n=20, split_ratios={"train": 0.8, "val": 0.2}))
+    assert data.test_split == "val" and data.test.names == data.splits["val"]
+    with pytest.raises(ValueError, match="needs out_dir"):
+        run_datasets(get_config("quick", synthetic_n=20, offline_expansion=2.0)).train()

@@ -1,0 +1,42 @@
+import json
+
+import pytest
+
+from emr_lib.profiles import get_config
+from emr_lib.runs import RunFolderError, plan_run, run_dir, run_or_reuse
+from emr_lib.train import train
+
+TINY = dict(synthetic_n=40, synthetic_size=64, size=64, epochs=2, batch_size=8)
+
+
+def test_every_mode_of_the_run_folder_rule(tmp_path, capsys):
+    config = get_config("quick", **TINY)
+    out = tmp_path / "run"
+    assert plan_run(out, config, "refuse").action == "new"  # nothing there yet
+    train(config, out, stop_after=1, progress=False)  # interrupted after epoch 1
+    with pytest.raises(RunFolderError, match="already holds a run; pass --resume"):
+        plan_run(out, config, "refuse")
+    assert plan_run(out, config, "resume").action == plan_run(out, config, "auto").action == "resume"
+    record = run_or_reuse(config, out, "resume", progress=False)
+    assert record["status"] == "finished" and record["epochs_run"] == 2
+    assert plan_run(out, config, "auto").record == record  # finished, same settings: reused
+
+    other = get_config("quick", **{**TINY, "epochs": 3})
+    with pytest.raises(RunFolderError, match=r"other settings \(epochs: 2 there, 3 now\)"):
+        plan_run(out, other, "resume")
+    plan = plan_run(out, other, "auto")  # the notebooks' rule: move the run aside, never delete it
+    assert plan.action == "new" and not out.exists()
+    assert json.loads((plan.moved_to / "record.json").read_text()) == record
+    assert "is kept in" in capsys.readouterr().out
+
+
+def test_a_folder_without_a_run_is_trained_in_place(tmp_path):
+    out = tmp_path / "run"
+    (out / "splits").mkdir(parents=True)  # what a run killed before its first epoch ended leaves
+    plan = plan_run(out, get_config("quick", **TINY), "overwrite")
+    assert plan.action == "new" and plan.moved_to is None and (out / "splits").is_dir()
+
+
+def test_run_dir_keeps_seeds_side_by_side(tmp_path):
+    assert run_dir(tmp_path, "quick", "hrnet") == tmp_path / "quick" / "hrnet"
+    assert run_dir(tmp_path, "quick", "hrnet", seed=2) == tmp_path / "quick" / "hrnet-seed2"
