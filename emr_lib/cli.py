@@ -14,6 +14,7 @@ from .data import (
     dataset_kind,
     make_splits,
     open_dataset,
+    pack_dataset,
     prepare_dataset,
     save_splits,
     tile_scene,
@@ -32,6 +33,7 @@ from .provenance import provenance
 from .run_data import run_datasets
 from .runs import RunFolderError, run_or_reuse
 from .runtime import select_device
+from .study import run_study
 
 __all__ = ["main", "build_parser"]
 
@@ -102,6 +104,17 @@ def _cmd_data_split(args: argparse.Namespace) -> None:
     splits = make_splits(names, dict(zip(keys, [r / total for r in args.ratios])), args.seed)
     save_splits(splits, args.out)
     print("  ".join(f"{k}: {len(v)}" for k, v in splits.items()) + f"  -> {args.out}")
+
+
+def _cmd_data_pack(args: argparse.Namespace) -> None:
+    if args.src == "synthetic":
+        dataset, kind, non_landslide = SyntheticLandslides(args.n, size=args.size, seed=0), None, set()
+    else:  # the images training leaves out by default are marked, so the packed file keeps that choice
+        dataset = open_dataset(args.src, include_non_landslide=args.include_non_landslide)
+        kind, non_landslide = dataset_kind(args.src), set(dataset.names) - set(open_dataset(args.src, False).names)
+    meta = pack_dataset(dataset, args.dest, args.size, str(args.src), kind, non_landslide)
+    megabytes = Path(args.dest).stat().st_size / 2**20
+    print(f"packed {meta['count']} images of {args.size} px from {args.src} into {args.dest} ({megabytes:.1f} MiB)")
 
 
 def _cmd_data_synthetic(args: argparse.Namespace) -> None:
@@ -177,6 +190,14 @@ def _cmd_table(args: argparse.Namespace) -> None:
         Path(args.json).write_text(
             json.dumps({"rows": rows, "runs": {r: str(ctx.run_dir(s.name)) for r, s in specs.items()}}, indent=1)
         )
+
+
+def _cmd_study(args: argparse.Namespace) -> None:
+    data = resolve_data(args.data) if args.data or not args.dry_run else "synthetic"
+    out = Path(args.out or ("runs/study-gpu-dry" if args.dry_run else "runs/study-gpu"))
+    result = run_study(out, data, budget_min=args.budget_min, dry_run=args.dry_run, device=args.device)
+    print((out / "study.md").read_text())
+    print(f"stages: {result['stages']}; saved {out / 'study.json'} and {out / 'study.md'}")
 
 
 def _cmd_pipeline(args: argparse.Namespace) -> None:
@@ -324,6 +345,23 @@ def _add_table(commands) -> None:
     table.set_defaults(func=_cmd_table)
 
 
+def _add_study(commands) -> None:
+    """``study gpu``: the prepared GPU measurement."""
+    study = commands.add_parser(
+        "study",
+        help="measure the GPU path in one command: AMP correctness, throughput, HRNet vs EMR-HRNet",
+        description="Run the GPU study (emr_lib/study.py) within a time budget and write study.json and study.md. "
+        "--dry-run runs every stage at tiny sizes on the CPU.",
+    )
+    study.add_argument("which", choices=["gpu"], help="the study to run")
+    study.add_argument("--budget-min", type=float, default=9.0, help="minutes for all stages (default 9)")
+    study.add_argument("--data", help=DATA_HELP + " (a .npz from 'data pack' travels best)")
+    study.add_argument("--out", help="output folder (default runs/study-gpu, or runs/study-gpu-dry)")
+    study.add_argument("--device", default="auto")
+    study.add_argument("--dry-run", action="store_true", help="tiny sizes on the synthetic data, on any machine")
+    study.set_defaults(func=_cmd_study)
+
+
 def _add_data(commands) -> None:
     """``data``: prepare, split, synthetic, tile."""
     data = commands.add_parser("data", help="prepare real datasets, make splits, write synthetic data, tile scenes")
@@ -357,6 +395,21 @@ def _add_data(commands) -> None:
     split.add_argument("--out", required=True, help="folder for train.txt, val.txt, test.txt")
     split.set_defaults(func=_cmd_data_split)
 
+    pack = data_commands.add_parser(
+        "pack",
+        help="pack a dataset into one small .npz (lossless WebP) for a GPU machine or Colab",
+        description="Resize every image to --size and store the dataset losslessly in one .npz file, which "
+        "--data accepts like a folder (Bijie's 770 landslide images at 224 px: about 42 MiB).",
+    )
+    pack.add_argument("src", help="a dataset folder (Bijie layout or images/ + masks/), or 'synthetic'")
+    pack.add_argument("dest", help="the .npz file to write")
+    pack.add_argument("--size", type=int, default=224, help="image size in pixels (default 224)")
+    pack.add_argument("--n", type=int, default=200, help="with src 'synthetic': number of scenes (default 200)")
+    pack.add_argument(
+        "--include-non-landslide", action="store_true", help="also pack the non-landslide images (marked as such)"
+    )
+    pack.set_defaults(func=_cmd_data_pack)
+
     synth = data_commands.add_parser("synthetic", help="write the synthetic default dataset as images/ + masks/")
     synth.add_argument("dest")
     synth.add_argument("--n", type=int, default=200, help="number of scenes (default 200)")
@@ -381,7 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    for add in (_add_efficiency, _add_train, _add_evaluate, _add_pipeline, _add_table, _add_data):
+    for add in (_add_efficiency, _add_train, _add_evaluate, _add_pipeline, _add_table, _add_study, _add_data):
         add(commands)
     return parser
 

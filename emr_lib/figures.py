@@ -146,5 +146,6 @@ def write_figures_index(figures_root: str | Path, profile: str | None = None) ->
                 f"| {links} | {entry['caption'] or key} | {entry['notebook']} | {entry['data']} | "
                 f"{entry['commit']} | {entry['created']} |"
             )
+    path.parent.mkdir(parents=True, exist_ok=True)  # a run whose notebooks saved nothing has no folder yet
     path.write_text("\n".join(lines) + "\n")
     return path

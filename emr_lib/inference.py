@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from .data.tiles import tile_positions
 from .metrics import confusion_matrix, segmentation_metrics
 
-__all__ = ["evaluate", "per_image_metrics", "predict", "predict_scene"]
+__all__ = ["evaluate", "per_image_confusion", "per_image_metrics", "predict", "predict_scene"]
 
 
 def _device_of(model: nn.Module, device) -> torch.device:
@@ -64,17 +64,30 @@ def evaluate(
 
 
 @torch.no_grad()
-def per_image_metrics(model: nn.Module, dataset, device: str | torch.device | None = None) -> list[dict]:
-    """Metrics of every image on its own (name, landslide IoU, mIoU, ...), e.g. to find failure cases."""
+def per_image_confusion(
+    model: nn.Module, dataset, device: str | torch.device | None = None, batch_size: int = 8
+) -> dict[str, list[list[int]]]:
+    """The 2 x 2 confusion matrix of every image on its own, by name (rows truth, columns prediction).
+
+    Summed, they give the dataset's matrix; kept apart, they let a bootstrap resample images.
+    """
     device = _device_of(model, device)
     model.eval()
-    rows = []
-    for i in range(len(dataset)):
-        item = dataset[i]
-        logits = model(item["image"].unsqueeze(0).to(device))
-        metrics = segmentation_metrics(confusion_matrix(logits.argmax(1).cpu(), item["mask"].unsqueeze(0)))
-        rows.append({"index": i, "name": item["name"], **metrics})
-    return rows
+    result = {}
+    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        predictions = model(batch["image"].to(device)).argmax(1).cpu()
+        for name, prediction, mask in zip(batch["name"], predictions, batch["mask"]):
+            result[name] = confusion_matrix(prediction.unsqueeze(0), mask.unsqueeze(0)).tolist()
+    return result
+
+
+def per_image_metrics(model: nn.Module, dataset, device: str | torch.device | None = None) -> list[dict]:
+    """Metrics of every image on its own (name, landslide IoU, mIoU, ...), e.g. to find failure cases."""
+    matrices = per_image_confusion(model, dataset, device, batch_size=1)
+    return [
+        {"index": i, "name": name, **segmentation_metrics(torch.tensor(cm)), "confusion_matrix": cm}
+        for i, (name, cm) in enumerate(matrices.items())
+    ]
 
 
 @torch.no_grad()

@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 
 from .checkpoints import CHECKPOINT_FORMAT, CheckpointError, atomic_save, atomic_write, load_checkpoint
 from .efficiency import count_parameters
-from .inference import evaluate
+from .inference import evaluate, per_image_confusion
 from .metrics import format_metrics
 from .models import build_model
 from .profiles import TrainConfig
@@ -385,7 +385,8 @@ def train(
     record = run_record(config, data, state, finished, out_dir, parameters=n_params, **run_provenance)
     if finished and best_path.is_file():
         record.update(evaluate_best(model, best_path, data, config, device, precision.enabled, progress))
-        if ctx.main:
+        if ctx.main:  # per image, for paired comparisons of runs (a bootstrap over test images)
+            record["test_per_image"] = per_image_confusion(model, test_set, device, config.batch_size)
             metrics = format_metrics(record["test_metrics"])
             print(f"test ({len(test_set)} images, best epoch {state.best_epoch}): {metrics}")
     if ctx.main:

@@ -71,6 +71,7 @@ def test_store_checked_outputs_through_the_cli_restores_cleared_outputs(tmp_path
         for name, value in dict(profile="quick", data="", device="cpu", seed=0, output_dir="", figures_dir="").items()
     )
     nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.cells = [
         nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}),
         nbformat.v4.new_code_cell("# NBVAL_CHECK_OUTPUT\nprint(6 * 7)"),

@@ -309,3 +309,33 @@ def test_every_dataset_shares_one_base_and_saves_the_folder_layout(tmp_path):
     expanded.save(tmp_path / "e", progress=False)
     assert FolderDataset(tmp_path / "e" / "images", tmp_path / "e" / "masks").names == sorted(expanded.names)
     assert isinstance(tiles, SceneTiles)
+
+
+def test_pack_keeps_every_pixel_and_opens_like_a_folder(tmp_path, capsys):
+    from emr_lib.cli import main
+    from emr_lib.data import PackedDataset
+
+    source = SyntheticLandslides(6, size=64, seed=3, p_empty=0.5)
+    folder = source.save(tmp_path / "folder", progress=False)
+    assert main(["data", "pack", str(folder), str(tmp_path / "pack.npz"), "--size", "64"]) == 0
+    assert "packed 6 images of 64 px" in capsys.readouterr().out
+    packed = open_dataset(tmp_path / "pack.npz")
+    assert isinstance(packed, PackedDataset) and packed.names == source.names
+    for i in range(6):  # lossless
+        assert all(np.array_equal(a, b) for a, b in zip(packed.read(i), source.read(i)))
+    assert tuple(packed[0]["image"].shape) == (3, 64, 64)
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(DataError, match="cannot read packed dataset .*bad.npz"):
+        open_dataset(tmp_path / "bad.npz")
+
+
+@pytest.mark.real_data
+def test_pack_real_bijie_leaves_out_non_landslide_images_when_asked(real_data, tmp_path):
+    from emr_lib.data import BijieDataset, PackedDataset, dataset_kind, pack_dataset
+
+    bijie = BijieDataset(real_data / "bijie-224")
+    subset = DatasetView(bijie, bijie.names[:4] + bijie.names[-2:])  # 4 landslide, 2 non-landslide
+    pack_dataset(subset, tmp_path / "b.npz", 224, kind="bijie", non_landslide=bijie.names[-2:], progress=False)
+    assert len(PackedDataset(tmp_path / "b.npz")) == 6
+    assert PackedDataset(tmp_path / "b.npz", include_non_landslide=False).names == bijie.names[:4]
+    assert dataset_kind(tmp_path / "b.npz") == "bijie"

@@ -14,3 +14,17 @@ def test_predict_and_predict_scene():
     scene[:, :40] = 0  # no-data
     prob = predict_scene(model, scene, tile=64, overlap=16, progress=False)
     assert prob.shape == (100, 140) and prob[:, :20].max() == 0 and prob[:, 60:].min() > 0
+
+
+def test_per_image_confusion_matrices_sum_to_the_dataset_matrix():
+    from emr_lib.data import SyntheticLandslides
+    from emr_lib.inference import evaluate, per_image_confusion, per_image_metrics
+
+    model = build_model("hrnet", width="18_small")
+    dataset = SyntheticLandslides(5, size=64, seed=1)
+    matrices = per_image_confusion(model, dataset, batch_size=2)
+    assert list(matrices) == dataset.names
+    _, total = evaluate(model, dataset, progress=False)
+    assert np.array(list(matrices.values())).sum(axis=0).tolist() == total.tolist()
+    rows = per_image_metrics(model, dataset)
+    assert [r["confusion_matrix"] for r in rows] == list(matrices.values())

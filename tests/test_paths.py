@@ -42,6 +42,7 @@ def test_scene_is_found_named_or_refused(tmp_path, monkeypatch):
 
 
 def test_emr_data_is_the_default_when_no_data_is_named(tmp_path, monkeypatch):
+    (tmp_path / "project").mkdir()
     root = _project(tmp_path / "project")
     (root / "data" / "bijie" / "images").mkdir(parents=True)
     mine = tmp_path / "my-data"

@@ -14,6 +14,7 @@ from .datasets import (
     open_dataset,
 )
 from .io import DataError, DataNotFoundError, read_image, read_mask
+from .packed import PackedDataset, pack_dataset
 from .prepare import dataset_kind, prepare_dataset, safe_extract
 from .splits import PAPER_SPLIT, load_splits, make_splits, save_splits
 from .stats import sample_statistics, summarize_statistics
@@ -27,6 +28,8 @@ __all__ = [
     "SegmentationFiles",
     "DatasetView",
     "SyntheticLandslides",
+    "PackedDataset",
+    "pack_dataset",
     "synthetic_scene",
     "DataError",
     "DataNotFoundError",

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from .base import SampleDataset, Transform
 from .io import DataError, list_images, read_image, read_mask
+from .packed import PackedDataset
 
 __all__ = [
     "Sample",
@@ -215,13 +216,17 @@ def is_bijie_layout(path: str | Path) -> bool:
     return (Path(path) / "landslide" / "image").is_dir()
 
 
-def open_dataset(path: str | Path, include_non_landslide: bool = True, **options) -> SegmentationFiles:
-    """Open a dataset folder by its layout: Bijie's official layout, or ``images/`` + ``masks/``.
+def open_dataset(path: str | Path, include_non_landslide: bool = True, **options) -> SampleDataset:
+    """Open a dataset by its layout: Bijie's official layout, an ``images/`` + ``masks/`` folder,
+    or a ``.npz`` file written by ``emr_lib data pack``.
 
-    ``include_non_landslide=False`` keeps only the landslide images in either layout: Bijie
-    keeps them in their own folder, a prepared folder lists them in ``manifest.json``.
+    ``include_non_landslide=False`` keeps only the landslide images in every layout: Bijie
+    keeps them in their own folder, a prepared folder lists them in ``manifest.json``, a
+    packed file marks them.
     """
     path = Path(path)
+    if path.suffix == ".npz" and path.is_file():
+        return PackedDataset(path, include_non_landslide=include_non_landslide, **options)
     if is_bijie_layout(path):
         return BijieDataset(path, include_non_landslide=include_non_landslide, **options)
     if (path / "images").is_dir() and (path / "masks").is_dir():
@@ -234,5 +239,5 @@ def open_dataset(path: str | Path, include_non_landslide: bool = True, **options
         return FolderDataset(path / "images", path / "masks", **options)
     raise DataError(
         f"{path} is neither in the Bijie layout (landslide/image, landslide/mask) nor an images/ + masks/ "
-        "folder. Prepare downloads with `python -m emr_lib data prepare` (see data/README.md)."
+        "folder nor a packed .npz file. Prepare downloads with `python -m emr_lib data prepare` (see data/README.md)."
     )

@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 
 from .datasets import BijieDataset, FolderDataset, SegmentationFiles, is_bijie_layout
 from .io import DataError
+from .packed import PackedDataset
 
 __all__ = ["DATASETS", "safe_extract", "find_dataset", "prepare_dataset", "dataset_kind"]
 
@@ -180,6 +181,9 @@ def dataset_kind(path: str | Path) -> str | None:
     a folder in Bijie's official layout is Bijie.
     """
     path = Path(path)
+    if path.suffix == ".npz" and path.is_file():  # a packed file names the dataset it was packed from
+        kind = PackedDataset(path).meta.get("dataset")
+        return kind if kind in DATASETS else None
     manifest = path / "manifest.json"
     if manifest.is_file():
         kind = json.loads(manifest.read_text()).get("dataset")

@@ -15,23 +15,27 @@ report shows both).
 
 from __future__ import annotations
 
-import segmentation_models_pytorch as smp
 from torch import nn
 
 from .weights import load_local_weights, pretrained_download_error
 
-SMP_MODELS: dict[str, tuple[type, dict]] = {
-    "deeplabv3": (smp.DeepLabV3Plus, dict(encoder_name="mobilenet_v2")),
-    "pspnet": (smp.PSPNet, dict(encoder_name="mobilenet_v2")),
-    "segformer": (smp.Segformer, dict(encoder_name="mit_b0")),
-    "unet_vgg": (smp.Unet, dict(encoder_name="vgg16")),
-    "se_unet": (smp.Unet, dict(encoder_name="vgg16", decoder_attention_type="scse")),
+# smp class name and its options; smp itself is imported when a comparison model is built,
+# so the HRNet family works where smp is not installed (the GPU machines' image lacks it)
+SMP_MODELS: dict[str, tuple[str, dict]] = {
+    "deeplabv3": ("DeepLabV3Plus", dict(encoder_name="mobilenet_v2")),
+    "pspnet": ("PSPNet", dict(encoder_name="mobilenet_v2")),
+    "segformer": ("Segformer", dict(encoder_name="mit_b0")),
+    "unet_vgg": ("Unet", dict(encoder_name="vgg16")),
+    "se_unet": ("Unet", dict(encoder_name="vgg16", decoder_attention_type="scse")),
 }
 
 
 def smp_model(name: str, num_classes: int = 2, pretrained=False, **options) -> nn.Module:
     """Build comparison model ``name``; ``pretrained`` is False, True (ImageNet download) or a file."""
-    cls, defaults = SMP_MODELS[name]
+    import segmentation_models_pytorch as smp  # see SMP_MODELS: only needed for these models
+
+    class_name, defaults = SMP_MODELS[name]
+    cls = getattr(smp, class_name)
     kwargs = {**defaults, **options, "classes": num_classes}
     if pretrained is True:
         try:
