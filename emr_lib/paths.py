@@ -54,7 +54,7 @@ def resolve_data(data: str | None = "auto", root: Path | None = None) -> str:
         return data
     path = Path(data).expanduser()
     if not path.is_absolute():
-        path = (root / path) if (root / path).exists() else path.resolve()
+        path = (root / path).resolve() if (root / path).exists() else path.resolve()
     if not path.exists():
         raise DataNotFoundError(
             f"data folder not found: {path}. Pass --data PATH (see data/README.md) or --data synthetic "
