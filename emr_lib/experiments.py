@@ -110,6 +110,8 @@ def table_rows(number: int, records: dict[str, dict], dataset: str | None = None
             "paper_mIoU": TABLE4[row][1],
             "F1": 100 * record["test_metrics"]["F1"],
             "params_M": record["parameters"] / 1e6,
+            "seed": record.get("seed"),
+            "commit": record.get("commit"),
         }
         for row, record in records.items()
     ]

@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
+import html
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .profiles import PROFILES
 from .provenance import git_commit
 from .viz import save_figure
 
-__all__ = ["FigureStore", "table_markdown", "read_manifest", "write_figures_index"]
+__all__ = ["FigureStore", "Table", "table_markdown", "read_manifest", "write_figures_index"]
 
 
 def table_markdown(rows: list[dict], columns: Sequence[str] | None = None, floatfmt: str = ".2f") -> str:
@@ -38,6 +39,64 @@ def table_markdown(rows: list[dict], columns: Sequence[str] | None = None, float
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(fmt(row.get(c)) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _cell(value, floatfmt: str) -> str:
+    if value is None:
+        return "-"
+    return format(value, floatfmt) if isinstance(value, float) else str(value)
+
+
+@dataclass
+class Table:
+    """A saved table as a notebook shows it: rendered (HTML, markdown), never as a quoted string.
+
+    ``str(table)`` is its markdown; in JupyterLab, Colab, papermill's executed copies and the
+    rendered site it displays as a table.
+    """
+
+    rows: list[dict]
+    columns: list[str]
+    floatfmt: str = ".2f"
+    caption: str = ""
+    markdown: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.markdown = table_markdown(self.rows, self.columns, self.floatfmt)
+
+    def __str__(self) -> str:
+        return self.markdown
+
+    def __repr__(self) -> str:
+        return f"<Table: {len(self.rows)} rows x {len(self.columns)} columns>"
+
+    def _repr_markdown_(self) -> str:
+        return f"{self.caption}\n\n{self.markdown}" if self.caption else self.markdown
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
+        body = "".join(
+            "<tr>"
+            + "".join(f"<td>{html.escape(_cell(row.get(c), self.floatfmt))}</td>" for c in self.columns)
+            + "</tr>"
+            for row in self.rows
+        )
+        caption = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
+        return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+RUN_PROVENANCE = ("seed", "commit")  # per-row columns of tables built from run records
+
+
+def _runs_footer(rows: list[dict], columns: list[str]) -> str:
+    """``Runs: seed 0 at commit abc (rows a, b); ...`` when the rows come from runs, else nothing."""
+    if not set(RUN_PROVENANCE) <= set(columns):
+        return ""
+    groups: dict[tuple, list[str]] = {}
+    for row in rows:
+        groups.setdefault((row.get("seed"), row.get("commit")), []).append(str(row.get(columns[0])))
+    parts = [f"seed {seed} at commit {commit} ({', '.join(labels)})" for (seed, commit), labels in groups.items()]
+    return f"_Runs trained: {'; '.join(parts)}._\n\n"
 
 
 @dataclass
@@ -78,20 +137,25 @@ class FigureStore:
 
     def save_table(
         self, rows: list[dict], name: str, columns: list[str] | None = None, caption: str = "", floatfmt: str = ".2f"
-    ) -> str:
-        """Save ``rows`` as ``<name>.md`` and ``<name>.csv``; return the markdown."""
+    ) -> Table:
+        """Save ``rows`` as ``<name>.md`` and ``<name>.csv``; return the :class:`Table` (a notebook renders it).
+
+        Rows of runs carry ``seed`` and ``commit``: the CSV keeps them as columns, the markdown
+        (and the notebook) shows them once, in a footer line, to keep the table readable.
+        """
         columns = columns or list(rows[0])
-        markdown = table_markdown(rows, columns, floatfmt)
+        shown = [c for c in columns if c not in RUN_PROVENANCE]
+        table = Table(rows, shown, floatfmt, caption)
         header = f"{caption}\n\n" if caption else ""
         md_path = self.folder / f"{name}.md"
-        md_path.write_text(f"{header}{markdown}\n\n_{self.provenance_text()}_\n")
+        md_path.write_text(f"{header}{table.markdown}\n\n{_runs_footer(rows, columns)}_{self.provenance_text()}_\n")
         csv_path = self.folder / f"{name}.csv"
         with open(csv_path, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
         self._register([md_path, csv_path], "table", caption)
-        return markdown
+        return table
 
 
 def read_manifest(path: Path) -> dict[str, dict]:

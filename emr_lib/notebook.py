@@ -23,7 +23,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from .figures import FigureStore
+from .figures import FigureStore, Table
 from .paths import project_root, resolve_data
 from .profiles import TrainConfig, get_config
 from .run_data import RunDatasets, run_datasets
@@ -89,15 +89,27 @@ class Context:
         reference = json.loads((self.run_dir(name) / "record.json").read_text())
         return seed_records(self.output_dir, self.profile, name, reference)
 
-    def save_figure(self, fig, name: str, caption: str = "") -> Path:
-        """Save ``fig`` as ``figures/<profile>/<name>.png`` with a provenance caption."""
-        return self.figures.save_figure(fig, name, caption)
+    def save_figure(self, fig, name: str, caption: str = "") -> None:
+        """Save ``fig`` as ``figures/<profile>/<name>.png`` with a provenance caption; say where, in one line.
+
+        The figure itself shows in the notebook as usual; nothing else is left as the cell's value.
+        """
+        path = self.figures.save_figure(fig, name, caption)
+        print(f"saved {_shown(path)}")
 
     def save_table(
         self, rows: list[dict], name: str, columns: list[str] | None = None, caption: str = "", floatfmt: str = ".2f"
-    ) -> str:
-        """Save ``rows`` as markdown and CSV beside the figures; return the markdown."""
+    ) -> Table:
+        """Save ``rows`` as markdown and CSV beside the figures; return the table, which the notebook renders."""
         return self.figures.save_table(rows, name, columns, caption, floatfmt)
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the project when it lies inside, else as it is."""
+    try:
+        return str(path.relative_to(project_root()))
+    except ValueError:
+        return str(path)
 
 
 def notebook_context(
@@ -139,4 +151,9 @@ def interactive(draw, **controls) -> None:
     except ImportError:  # not installed: the static figure stays
         return
     specs = {key: value[1] for key, value in controls.items()}
-    ipywidgets.interact(lambda **kw: (draw(**kw), plt.show()), **specs)
+
+    def redraw(**values) -> None:  # returns None, so the widget shows no stray value under the figure
+        draw(**values)
+        plt.show()
+
+    ipywidgets.interact(redraw, **specs)

@@ -107,6 +107,8 @@ def side_by_side(records: dict[str, dict], paper: dict[str, dict[str, float]] | 
                 "epochs": record["epochs_run"],
                 "params_M": record["parameters"] / 1e6,
                 "train_min": record["wall_time_s"] / 60,
+                "seed": record.get("seed"),  # provenance of the row's run (the CSV keeps it, see figures.py)
+                "commit": record.get("commit"),
             }
         )
         rows.append(row)

@@ -34,6 +34,22 @@ def git_commit(path: str | Path | None = None) -> str:
         return "unknown"
 
 
+def models_changed_since(commit: str | None, path: str | Path | None = None) -> bool | None:
+    """Whether ``emr_lib/models`` differs now from what it was at ``commit`` (None: cannot tell)."""
+    if not commit or commit == "unknown":
+        return None
+    cwd = Path(path or Path(__file__).resolve().parent)
+    try:
+        result = subprocess.run(
+            ["git", "diff", "--quiet", commit.removesuffix("+dirty"), "--", ":/emr_lib/models"],
+            cwd=cwd,
+            capture_output=True,
+        )
+    except OSError:
+        return None
+    return {0: False, 1: True}.get(result.returncode)  # other codes: not a checkout, or an unknown commit
+
+
 def device_name(device: torch.device | str | None = None) -> str:
     device = torch.device(device or "cpu")
     if device.type == "cuda":

@@ -73,6 +73,10 @@ class RunDatasets:
     def test(self) -> DatasetView:
         return self.view(self.test_split)
 
+    def fingerprint(self) -> str:
+        """sha256 over the names and content of every sample the splits name (the data actually read)."""
+        return self.base.fingerprint(sorted({name for names in self.splits.values() for name in names}))
+
     def require(self, *keys: str) -> None:
         for key in keys:
             if not self.splits.get(key):

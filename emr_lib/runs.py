@@ -28,6 +28,7 @@ from pathlib import Path
 
 from .checkpoints import load_checkpoint
 from .profiles import TrainConfig
+from .provenance import models_changed_since
 from .train import train
 
 __all__ = ["RunFolderError", "RunPlan", "plan_run", "run_or_reuse", "run_dir", "seed_records"]
@@ -104,6 +105,12 @@ def run_or_reuse(
     plan = plan_run(out, config, mode)
     if plan.action == "reuse":
         print(f"reusing {out} (test mIoU {100 * plan.record['test_metrics']['mIoU']:.2f})")
+        commit = plan.record.get("commit")
+        if models_changed_since(commit):
+            print(
+                f"note: {out} was trained at commit {commit}; emr_lib/models has changed since, so its weights "
+                "may not match the models as they are now (train it again with another run folder to compare)"
+            )
         return plan.record
     return train(config, out, resume=plan.action == "resume", stop_after=stop_after, progress=progress)
 

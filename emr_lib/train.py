@@ -277,6 +277,7 @@ def run_record(config: TrainConfig, data: RunDatasets, state: TrainState, finish
         "options": config.model_options,
         "profile": config.profile,
         "data": data.description,
+        "data_fingerprint": data.fingerprint(),
         "split": {k: len(v) for k, v in data.splits.items()},
         "split_dir": str(out_dir / "splits"),
         "seed": config.seed,

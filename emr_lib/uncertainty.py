@@ -1,10 +1,14 @@
-"""How far to trust a number: spread over seeds."""
+"""How far to trust a number: spread over seeds, and paired bootstrap intervals between runs."""
 
 from __future__ import annotations
 
+import json
 import statistics
+from pathlib import Path
 
-__all__ = ["seed_summary"]
+import numpy as np
+
+__all__ = ["seed_summary", "CompareError", "read_per_image", "paired_bootstrap", "compare_runs"]
 
 
 def seed_summary(records: dict[str, dict[int, dict]], key: str = "mIoU", label: str = "configuration") -> list[dict]:
@@ -26,3 +30,76 @@ def seed_summary(records: dict[str, dict[int, dict]], key: str = "mIoU", label: 
             }
         )
     return rows
+
+
+class CompareError(ValueError):
+    """Two runs cannot be compared; the message names the run folder and what is missing."""
+
+
+def _miou(matrices: np.ndarray) -> np.ndarray:
+    """mIoU of confusion matrices (..., 2, 2) (rows truth, columns prediction), as metrics.py defines it."""
+    tp = np.diagonal(matrices, axis1=-2, axis2=-1).astype(float)
+    union = matrices.sum(axis=-1) + matrices.sum(axis=-2) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.nanmean(np.where(union > 0, tp / union, np.nan), axis=-1)
+
+
+def read_per_image(run: str | Path) -> tuple[dict, dict[str, list]]:
+    """A finished run's record and its per-image test confusion matrices; errors name the folder."""
+    path = Path(run) / "record.json"
+    if not path.is_file():
+        raise CompareError(f"{run}: no record.json (is it a run folder, and did the run finish?)")
+    record = json.loads(path.read_text())
+    if "test_per_image" not in record:
+        raise CompareError(
+            f"{run}: record.json has no per-image test results (test_per_image); it was trained before the kit "
+            "kept them, or did not finish. Train it again with the current kit."
+        )
+    return record, record["test_per_image"]
+
+
+def paired_bootstrap(
+    per_image_a: dict[str, list], per_image_b: dict[str, list], resamples: int = 10_000, seed: int = 0, level=0.95
+) -> dict:
+    """Paired bootstrap over test images of the difference in dataset-level mIoU (a - b), in percent.
+
+    Each resample draws the images with replacement, sums the drawn images' confusion matrices
+    for each run and recomputes both mIoUs, so the interval reflects which images were tested.
+    """
+    if set(per_image_a) != set(per_image_b):
+        common = len(set(per_image_a) & set(per_image_b))
+        raise CompareError(
+            f"the runs were evaluated on different test images ({len(per_image_a)} and {len(per_image_b)}, "
+            f"{common} in common); compare runs of the same data and split"
+        )
+    names = sorted(per_image_a)
+    a = np.array([per_image_a[n] for n in names], dtype=np.int64)
+    b = np.array([per_image_b[n] for n in names], dtype=np.int64)
+    draws = np.random.default_rng(seed).integers(0, len(names), size=(resamples, len(names)))
+    differences = np.empty(resamples)
+    for start in range(0, resamples, 1000):  # in chunks: (1000, N, 2, 2) at a time
+        chunk = draws[start : start + 1000]
+        differences[start : start + len(chunk)] = _miou(a[chunk].sum(1)) - _miou(b[chunk].sum(1))
+    low, high = np.quantile(100 * differences, [(1 - level) / 2, (1 + level) / 2])
+    miou_a, miou_b = 100 * _miou(a.sum(0)), 100 * _miou(b.sum(0))
+    return {
+        "mIoU_a": float(miou_a),
+        "mIoU_b": float(miou_b),
+        "mIoU_diff": float(miou_a - miou_b),
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "level": level,
+        "n_images": len(names),
+        "resamples": resamples,
+        "seed": seed,
+    }
+
+
+def compare_runs(run_a: str | Path, run_b: str | Path, resamples: int = 10_000, seed: int = 0) -> dict:
+    """:func:`paired_bootstrap` of two run folders' test results, with the folders named."""
+    (_, per_a), (_, per_b) = read_per_image(run_a), read_per_image(run_b)
+    try:
+        result = paired_bootstrap(per_a, per_b, resamples, seed)
+    except CompareError as err:
+        raise CompareError(f"{run_a} vs {run_b}: {err}") from err
+    return {"run_a": str(run_a), "run_b": str(run_b), **result}

@@ -40,3 +40,26 @@ def test_manifests_keyed_by_name_are_read_by_file(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps(legacy))
     assert list(figures.read_manifest(tmp_path / "manifest.json")) == ["01_statistics.md"]
     assert figures.read_manifest(tmp_path / "missing.json") == {}
+
+
+def test_saved_tables_render_in_notebooks_instead_of_printing_a_string(tmp_path):
+    store = figures.FigureStore(tmp_path, "99_test", "quick", "synthetic default")
+    table = store.save_table([{"model": "a<b", "mIoU": 85.123, "paper_mIoU": None}], "99_t", caption="Models")
+    assert str(table) == (tmp_path / "99_t.md").read_text().split("\n\n")[1]  # the markdown that was saved
+    assert table._repr_markdown_().startswith("Models\n\n| model | mIoU | paper_mIoU |")
+    html = table._repr_html_()
+    assert "<caption>Models</caption>" in html and "<td>a&lt;b</td><td>85.12</td><td>-</td>" in html
+    assert repr(table) == "<Table: 1 rows x 3 columns>"  # what a plain-text frontend shows: short, unquoted
+
+
+def test_tables_of_runs_keep_each_rows_seed_and_commit(tmp_path):
+    store = figures.FigureStore(tmp_path, "99_test", "workshop", "bijie-224")
+    rows = [
+        {"model": "hrnet", "mIoU": 85.0, "seed": 0, "commit": "abc"},
+        {"model": "emr_hrnet", "mIoU": 84.5, "seed": 0, "commit": "def"},
+    ]
+    table = store.save_table(rows, "99_runs")
+    assert "commit" not in table.columns and "| hrnet | 85.00 |" in table.markdown
+    markdown = (tmp_path / "99_runs.md").read_text()
+    assert "_Runs trained: seed 0 at commit abc (hrnet); seed 0 at commit def (emr_hrnet)._" in markdown
+    assert (tmp_path / "99_runs.csv").read_text().splitlines()[1] == "hrnet,85.0,0,abc"

@@ -67,3 +67,24 @@ def test_real_data_with_a_synthetic_scene_is_warned_about(tmp_path):
     assert scene_warning("/data/bijie-224", None, _select(notebooks, ["03,05"])) is None  # no scene used
     assert scene_warning("/data/bijie-224", tmp_path, notebooks) is None  # a scene was found
     assert scene_warning("synthetic", None, notebooks) is None  # synthetic throughout: nothing to mix up
+
+
+def test_executed_notebooks_render_tables_and_leave_no_stray_values():
+    """What learners see: tables as tables, no PosixPath or (None, None) (the quick pipeline's copies)."""
+    import os
+
+    executed = sorted((REPO / "build" / "notebooks" / "quick").glob("0*.ipynb"))
+    if not executed:
+        if os.environ.get("CI"):
+            pytest.fail("no executed quick notebooks: the README's set-up command runs the pipeline first")
+        pytest.skip("run python -m emr_lib pipeline --profile quick first")
+    tables = 0
+    for path in executed:
+        for cell in nbformat.read(path, as_version=4).cells:
+            for output in cell.get("outputs", []):
+                data = output.get("data", {})
+                text = "".join(output.get("text", "")) + "".join(data.get("text/plain", ""))
+                stray = "PosixPath(" in text or "(None, None)" in text or text.lstrip().startswith("'|")
+                assert not stray, f"{path.name}: {text[:200]!r}"
+                tables += "<table" in "".join(data.get("text/html", "")) and "text/markdown" in data
+    assert tables >= 8, f"only {tables} rendered tables in the executed notebooks"

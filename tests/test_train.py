@@ -125,3 +125,10 @@ def test_torchrun_two_cpu_processes_match_a_single_process(tmp_path):
     metrics, cm = evaluate(model, run_datasets(config).test, progress=False)
     assert cm.tolist() == record["test_confusion_matrix"]
     assert metrics["mIoU"] == pytest.approx(record["test_metrics"]["mIoU"], abs=1e-12)
+
+
+def test_record_says_which_data_commit_and_seed_made_it(tmp_path):
+    record = train(_tiny(epochs=1, seed=2), tmp_path, progress=False)
+    assert record["seed"] == 2 and record["commit"] and len(record["data_fingerprint"]) == 64
+    assert record["data_fingerprint"] == run_datasets(_tiny()).fingerprint()  # the same data, the same print
+    assert run_datasets(_tiny(synthetic_n=41)).fingerprint() != record["data_fingerprint"]

@@ -16,6 +16,7 @@ float32 (3, H, W) in [0, 1], no normalisation, as the paper scales by 1/255 only
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -47,6 +48,19 @@ class SampleDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.names)
+
+    def sample_digest(self, index: int) -> bytes:
+        """sha256 of sample ``index``'s content (datasets on disk hash their files instead)."""
+        image, mask = self.read(index)
+        return hashlib.sha256(image.tobytes() + b"|" + mask.tobytes()).digest()
+
+    def fingerprint(self, names=None) -> str:
+        """sha256 over the sorted sample names (all, or ``names``) and each sample's digest."""
+        index = {name: i for i, name in enumerate(self.names)}
+        digest = hashlib.sha256()
+        for name in sorted(index if names is None else names):
+            digest.update(name.encode() + b"\0" + self.sample_digest(index[name]))
+        return digest.hexdigest()
 
     def __getitem__(self, index: int) -> dict:
         image, mask = self.read(index)

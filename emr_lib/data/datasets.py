@@ -8,6 +8,7 @@ and items as dicts (``image`` float32 (3, H, W) in [0, 1], ``mask`` int64 (H, W)
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -64,6 +65,14 @@ class SegmentationFiles(SampleDataset):
                 f"{mask.shape[1]}x{mask.shape[0]} (width x height); they must be the same size"
             )
         return image, mask
+
+    def sample_digest(self, index: int) -> bytes:
+        """sha256 of the sample's files (image, then mask if it has one), without decoding them."""
+        sample = self.samples[index]
+        digest = hashlib.sha256(sample.image.read_bytes())
+        if sample.mask is not None:
+            digest.update(sample.mask.read_bytes())
+        return digest.digest()
 
     def validate(self, progress: bool = True) -> list[str]:
         """Read every pair once; return one message per problem (empty when all is well)."""
@@ -206,6 +215,9 @@ class DatasetView(SampleDataset):
     def __init__(self, base, names: Iterable[str], transform: Transform | None = None):
         self.names = list(names)
         self.base, self.indices, self.transform = base, indices_of(base.names, self.names), transform
+
+    def sample_digest(self, index: int) -> bytes:
+        return self.base.sample_digest(self.indices[index])
 
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         return self.base.read(self.indices[index])

@@ -1,0 +1,43 @@
+"""Command line: ``python -m emr_lib <command> --help``.
+
+One module per group of commands: :mod:`.runs` (train, evaluate, table, compare),
+:mod:`.tools` (pipeline, site, study, efficiency) and :mod:`.data`; each adds its
+commands to the parser and maps a user's mistake to one clear line (:class:`CLIError`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..checkpoints import CheckpointError
+from ..data import DataError
+from ..models import PretrainedWeightsError
+from ..runs import RunFolderError
+from . import data, runs, tools
+from .common import CLIError
+
+__all__ = ["main", "build_parser", "CLIError"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m emr_lib",
+        description="EMR-HRNet kit: landslide segmentation models, data, training and evaluation.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    for module in (runs, tools, data):
+        module.add(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except (CLIError, DataError, PretrainedWeightsError, CheckpointError, RunFolderError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,128 @@
+"""``data`` commands: prepare downloads, split, write synthetic data, tile scenes, pack."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..data import (
+    SyntheticLandslides,
+    dataset_kind,
+    make_splits,
+    open_dataset,
+    pack_dataset,
+    prepare_dataset,
+    save_splits,
+    tile_scene,
+)
+from .common import CLIError
+
+
+def _cmd_data_prepare(args: argparse.Namespace) -> None:
+    manifest = prepare_dataset(args.dataset, args.src, args.dest)
+    counts = ", ".join(f"{v} {k.replace('_', '-')}" for k, v in manifest["counts"].items())
+    print(f"prepared {args.dataset}: {counts} images in {args.dest} (manifest.json lists their sha256)")
+    for note in manifest["notes"]:
+        print(f"note: {note}")
+
+
+def _cmd_data_split(args: argparse.Namespace) -> None:
+    if len(args.ratios) not in (2, 3):
+        raise CLIError("--ratios takes 2 (train test) or 3 (train val test) numbers")
+    keys = ["train", "val", "test"] if len(args.ratios) == 3 else ["train", "test"]
+    total = sum(args.ratios)
+    # the same images training opens, so the split files name only images it has
+    names = open_dataset(args.data, include_non_landslide=args.include_non_landslide).names
+    splits = make_splits(names, dict(zip(keys, [r / total for r in args.ratios])), args.seed)
+    save_splits(splits, args.out)
+    print("  ".join(f"{k}: {len(v)}" for k, v in splits.items()) + f"  -> {args.out}")
+
+
+def _cmd_data_pack(args: argparse.Namespace) -> None:
+    if args.src == "synthetic":
+        dataset, kind, non_landslide = SyntheticLandslides(args.n, size=args.size, seed=0), None, set()
+    else:  # the images training leaves out by default are marked, so the packed file keeps that choice
+        dataset = open_dataset(args.src, include_non_landslide=args.include_non_landslide)
+        kind, non_landslide = dataset_kind(args.src), set(dataset.names) - set(open_dataset(args.src, False).names)
+    meta = pack_dataset(dataset, args.dest, args.size, str(args.src), kind, non_landslide)
+    megabytes = Path(args.dest).stat().st_size / 2**20
+    print(f"packed {meta['count']} images of {args.size} px from {args.src} into {args.dest} ({megabytes:.1f} MiB)")
+
+
+def _cmd_data_synthetic(args: argparse.Namespace) -> None:
+    SyntheticLandslides(args.n, size=args.size, seed=args.seed).save(args.dest)
+    print(f"wrote {args.n} synthetic scenes of {args.size} px to {args.dest}")
+
+
+def _cmd_data_tile(args: argparse.Namespace) -> None:
+    tiles = tile_scene(args.image, args.mask, tile=args.tile, stride=args.stride, max_nodata=args.max_nodata)
+    tiles.save(args.dest)
+    print(f"wrote {len(tiles)} tiles of {args.tile} px to {args.dest} (coverage {tiles.coverage():.1%})")
+
+
+def _add_data(commands) -> None:
+    """``data``: prepare, split, synthetic, tile."""
+    data = commands.add_parser("data", help="prepare real datasets, make splits, write synthetic data, tile scenes")
+    data_commands = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    prep = data_commands.add_parser(
+        "prepare",
+        help="validate a downloaded dataset and write it in the kit's layout",
+        description="Check an archive or folder downloaded by hand from the official page (see data/README.md) "
+        "and write DEST/images, DEST/masks (0/1) and DEST/manifest.json with sha256 sums.",
+    )
+    prep.add_argument("dataset", choices=["bijie", "sichuan", "luding"], help="which dataset SRC holds")
+    prep.add_argument("src", help="the downloaded archive (.zip, .tar, .tar.gz) or its extracted folder")
+    prep.add_argument("dest", help="a new, empty folder for the prepared dataset")
+    prep.set_defaults(func=_cmd_data_prepare)
+
+    split = data_commands.add_parser("split", help="make seeded train/val/test split files for a dataset")
+    split.add_argument("data", help="a dataset folder (Bijie layout or images/ + masks/)")
+    split.add_argument(
+        "--ratios",
+        nargs="+",
+        type=float,
+        default=[6, 2, 2],
+        help="train val test (default 6 2 2, the paper's), or train test (4 1 for the ablation)",
+    )
+    split.add_argument("--seed", type=int, default=0)
+    split.add_argument(
+        "--include-non-landslide",
+        action="store_true",
+        help="also split the non-landslide images (training leaves them out unless include_non_landslide is set)",
+    )
+    split.add_argument("--out", required=True, help="folder for train.txt, val.txt, test.txt")
+    split.set_defaults(func=_cmd_data_split)
+
+    pack = data_commands.add_parser(
+        "pack",
+        help="pack a dataset into one small .npz (lossless WebP) for a GPU machine or Colab",
+        description="Resize every image to --size and store the dataset losslessly in one .npz file, which "
+        "--data accepts like a folder (Bijie's 770 landslide images at 224 px: about 42 MiB).",
+    )
+    pack.add_argument("src", help="a dataset folder (Bijie layout or images/ + masks/), or 'synthetic'")
+    pack.add_argument("dest", help="the .npz file to write")
+    pack.add_argument("--size", type=int, default=224, help="image size in pixels (default 224)")
+    pack.add_argument("--n", type=int, default=200, help="with src 'synthetic': number of scenes (default 200)")
+    pack.add_argument(
+        "--include-non-landslide", action="store_true", help="also pack the non-landslide images (marked as such)"
+    )
+    pack.set_defaults(func=_cmd_data_pack)
+
+    synth = data_commands.add_parser("synthetic", help="write the synthetic default dataset as images/ + masks/")
+    synth.add_argument("dest")
+    synth.add_argument("--n", type=int, default=200, help="number of scenes (default 200)")
+    synth.add_argument("--size", type=int, default=128, help="scene size in pixels (default 128)")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.set_defaults(func=_cmd_data_synthetic)
+
+    tile = data_commands.add_parser("tile", help="cut a large scene and its mask into training tiles")
+    tile.add_argument("image", help="the scene (RGB image file)")
+    tile.add_argument("mask", help="its mask (0/1 or 0/255, same size)")
+    tile.add_argument("dest", help="folder for images/ and masks/ of the tiles")
+    tile.add_argument("--tile", type=int, default=512, help="tile size in pixels (default 512)")
+    tile.add_argument("--stride", type=int, default=None, help="step between tiles (default: the tile size)")
+    tile.add_argument("--max-nodata", type=float, default=0.5, help="skip tiles with more no-data (black) than this")
+    tile.set_defaults(func=_cmd_data_tile)
+
+
+add = _add_data

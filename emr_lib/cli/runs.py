@@ -1,0 +1,197 @@
+"""Commands about runs: ``train``, ``evaluate``, ``table`` and ``compare``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..checkpoints import load_checkpoint, model_from_checkpoint
+from ..data import (
+    DataError,
+    dataset_kind,
+)
+from ..experiments import run_table, table_rows, table_runs
+from ..figures import table_markdown
+from ..inference import evaluate
+from ..metrics import format_metrics
+from ..models import list_models
+from ..notebook import Context
+from ..paths import project_root, resolve_data
+from ..profiles import PROFILES, TrainConfig, apply_overrides, get_config, parse_override
+from ..run_data import run_datasets
+from ..runs import run_or_reuse
+from ..runtime import select_device
+from ..uncertainty import CompareError, compare_runs
+from .common import DATA_HELP, CLIError
+
+
+def _config(args: argparse.Namespace) -> TrainConfig:
+    """The profile's configuration with ``--set`` overrides, type-checked field by field."""
+    if args.model not in list_models():
+        raise CLIError(f"unknown model {args.model!r}; choose one of {list_models()}")
+    try:
+        overrides = dict(parse_override(item) for item in args.set)
+        overrides.update(model=args.model, data=resolve_data(args.data))
+        if args.device:
+            overrides["device"] = args.device
+        if args.seed is not None:
+            overrides["seed"] = args.seed
+        return get_config(args.profile, **overrides)
+    except DataError:
+        raise
+    except ValueError as err:
+        raise CLIError(str(err)) from err
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    if args.resume and args.overwrite:
+        raise CLIError("--resume continues the run in --out and --overwrite starts it again: pass one of them")
+    config = _config(args)
+    out = Path(args.out or Path("runs") / args.profile / args.model)
+    mode = "overwrite" if args.overwrite else "resume" if args.resume else "refuse"
+    record = run_or_reuse(config, out, mode, stop_after=args.stop_after, progress=not args.no_progress)
+    print(f"run record: {out / 'record.json'} ({record['status']})")
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    state = load_checkpoint(args.checkpoint)
+    model = model_from_checkpoint(state, expected_model=args.model)
+    config = apply_overrides(TrainConfig(), dict(state["config"]))
+    config.data = resolve_data(args.data)
+    config.split_dir = args.split_dir or config.split_dir
+    config.size = args.size or config.size
+    dataset = run_datasets(config).view(args.split)
+    device = select_device(args.device or "auto")
+    metrics, cm = evaluate(model.to(device), dataset, config.batch_size, device)
+    print(f"{state['model_name']} epoch {state['epoch']} on {config.data} ({args.split}, {len(dataset)} images):")
+    print(format_metrics(metrics))
+    if args.json:
+        result = {"metrics": metrics, "confusion_matrix": cm.tolist(), "checkpoint": str(args.checkpoint)}
+        Path(args.json).write_text(json.dumps({**result, "data": config.data, "split": args.split}, indent=1))
+
+
+def _cmd_table(args: argparse.Namespace) -> None:
+    try:
+        specs = table_runs(args.number, args.rows)
+    except ValueError as err:
+        raise CLIError(str(err)) from err
+    root = project_root()
+    output = Path(args.output_dir) if args.output_dir else root / "runs" / "notebooks"
+    data = resolve_data(args.data)
+    ctx = Context(f"table {args.number}", args.profile, data, args.device, args.seed, output, root / "build" / "tables")
+    records = run_table(ctx.run, specs)
+    rows = table_rows(args.number, records, None if data == "synthetic" else dataset_kind(data))
+    print(f"\nTable {args.number}, profile {args.profile}, data {ctx.data_label}, seed {args.seed} (percent):\n")
+    print(table_markdown(rows))
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps({"rows": rows, "runs": {r: str(ctx.run_dir(s.name)) for r, s in specs.items()}}, indent=1)
+        )
+
+
+def _cmd_compare(args: argparse.Namespace) -> None:
+    try:
+        result = compare_runs(args.run_a, args.run_b, resamples=args.resamples, seed=args.seed)
+    except CompareError as err:
+        raise CLIError(str(err)) from err
+    level = int(100 * result["level"])
+    print(
+        f"test mIoU {result['mIoU_a']:.2f} ({args.run_a}) - {result['mIoU_b']:.2f} ({args.run_b}) = "
+        f"{result['mIoU_diff']:+.2f} points; {level} % paired bootstrap interval [{result['ci_low']:+.2f}, "
+        f"{result['ci_high']:+.2f}] over {result['n_images']} test images, {result['resamples']} resamples"
+    )
+    inside = result["ci_low"] <= 0 <= result["ci_high"]
+    print("the interval holds 0: no difference detected at this scale" if inside else "the interval excludes 0")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+
+
+def _add_train(commands) -> None:
+    """``train``: one run with a profile."""
+    tr = commands.add_parser(
+        "train",
+        help="train a model with a profile (quick, workshop, paper)",
+        description="Train a model. Profiles (emr_lib/profiles.py): quick = CI smoke run in seconds; "
+        "workshop = a real result on a CPU laptop in 10-25 minutes per model; paper = the paper's recipe for a GPU. "
+        "Under torchrun --nproc_per_node=N this runs distributed (DDP).",
+    )
+    tr.add_argument("--model", default="emr_hrnet", help="model name (default emr_hrnet; see the README)")
+    tr.add_argument(
+        "--data",
+        help=DATA_HELP,
+    )
+    tr.add_argument("--profile", default="quick", choices=list(PROFILES))
+    tr.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting, e.g. --set epochs=3 --set model_options.width=32 (repeatable)",
+    )
+    tr.add_argument("--out", help="run folder (default runs/PROFILE/MODEL)")
+    tr.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    tr.add_argument("--overwrite", action="store_true", help="start again in an existing run folder")
+    tr.add_argument("--stop-after", type=int, metavar="EPOCH", help="stop after this epoch (resume later)")
+    tr.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps")
+    tr.add_argument("--seed", type=int, help="random seed (default 0)")
+    tr.add_argument("--no-progress", action="store_true", help="no progress bars (log lines only)")
+    tr.set_defaults(func=_cmd_train)
+
+
+def _add_evaluate(commands) -> None:
+    """``evaluate``: a checkpoint's metrics on a split."""
+    ev = commands.add_parser(
+        "evaluate",
+        help="evaluate a checkpoint on a dataset split",
+        description="Compute the paper's metrics for a checkpoint (best.pt or last.pt).",
+    )
+    ev.add_argument("checkpoint", help="a checkpoint written by train (best.pt, last.pt)")
+    ev.add_argument("--data", help=DATA_HELP)
+    ev.add_argument("--split", default="test", help="test (default), val, train or all")
+    ev.add_argument("--split-dir", help="folder of split files (default: made as in training)")
+    ev.add_argument("--model", help="check that the checkpoint holds this model")
+    ev.add_argument("--size", type=int, help="input size (default: the training size)")
+    ev.add_argument("--device", help="auto (default), cpu, cuda, mps")
+    ev.add_argument("--json", help="also write the metrics and confusion matrix to this JSON file")
+    ev.set_defaults(func=_cmd_evaluate)
+
+
+def _add_table(commands) -> None:
+    """``table``: a paper table from its declared runs."""
+    table = commands.add_parser(
+        "table",
+        help="rebuild the paper's Table 2, 4 or 5: run (or reuse) its runs and print it beside the paper's",
+        description="Run or reuse the runs behind a table (emr_lib/experiments.py) in the notebooks' runs folder, "
+        "so runs made by notebooks 03-05 are reused, and print the table beside the paper's.",
+    )
+    table.add_argument("number", type=int, help="2 (models; 3 on prepared Sichuan data), 4 (ablation) or 5 (blocks)")
+    table.add_argument("--profile", default="quick", choices=list(PROFILES))
+    table.add_argument("--data", help=DATA_HELP)
+    table.add_argument("--rows", nargs="+", metavar="ROW", help="only these rows (default: all)")
+    table.add_argument("--seed", type=int, default=0)
+    table.add_argument("--device", default="auto")
+    table.add_argument("--output-dir", help="runs folder (default: runs/notebooks in the project, the notebooks')")
+    table.add_argument("--json", help="also write the rows and their run folders to this JSON file")
+    table.set_defaults(func=_cmd_table)
+
+
+def _add_compare(commands) -> None:
+    """``compare``: a paired bootstrap interval of the mIoU difference between two runs."""
+    compare = commands.add_parser(
+        "compare",
+        help="difference in test mIoU between two runs with a paired bootstrap interval over test images",
+        description="Resample the test images (with replacement), recompute both runs' dataset-level mIoU from "
+        "their per-image confusion matrices, and report the difference with a 95 %% interval.",
+    )
+    compare.add_argument("run_a", help="a finished run folder (holds record.json)")
+    compare.add_argument("run_b", help="another run folder evaluated on the same test images")
+    compare.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default 10000)")
+    compare.add_argument("--seed", type=int, default=0, help="seed of the resampling (default 0)")
+    compare.add_argument("--json", help="also write the result to this JSON file")
+    compare.set_defaults(func=_cmd_compare)
+
+
+def add(commands) -> None:
+    for add_command in (_add_train, _add_evaluate, _add_table, _add_compare):
+        add_command(commands)

@@ -1,0 +1,183 @@
+"""Commands around the runs: ``pipeline``, ``site``, ``study`` and ``efficiency``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..docsite import SiteError, build_site
+from ..efficiency import efficiency_table
+from ..figures import table_markdown
+from ..models import build_model, list_models
+from ..paths import resolve_data
+from ..pipeline import PipelineError, run_pipeline, store_checked_outputs
+from ..profiles import PROFILES, parse_override
+from ..provenance import provenance
+from ..study import run_study
+from .common import DATA_HELP, CLIError
+
+EFFICIENCY_COLUMNS = ["model", "num_classes", "size", "params_M", "GFLOPs_torch", "GFLOPs_modules"]
+
+
+EFFICIENCY_NOTE = (
+    "GFLOPs_torch: torch.utils.flop_counter (every conv and matmul, functional ones included). "
+    "GFLOPs_modules: nn.Conv2d/nn.Linear modules only, close to the paper's thop convention, which "
+    "misses functional convs (RefConv), matmuls (MDTA, EMA), interpolation and norms. 2 FLOPs per "
+    "multiply-add in both. Paper values: Table 7 at num_classes=21 (HRNet at 480 px, others at 512); "
+    "the paper's comparison models are the 'bubbliiiing' implementations, ours are "
+    "segmentation-models-pytorch's, so their counts differ."
+)
+
+
+def _check_models(names: list[str]) -> None:
+    unknown = sorted(set(names) - set(list_models()))
+    if unknown:
+        raise CLIError(f"unknown model(s) {unknown}; choose from {list_models()}")
+
+
+def _cmd_efficiency(args: argparse.Namespace) -> None:
+    models = args.models or list_models()
+    _check_models(models)
+    rows = efficiency_table(build_model, models, sizes=args.sizes, classes=args.classes)
+    columns = [*EFFICIENCY_COLUMNS, "paper_params_M", "paper_GFLOPs"]
+    meta = provenance()
+    markdown = (
+        "# Table 7, measured\n\n"
+        + table_markdown(rows, columns)
+        + f"\n\n{EFFICIENCY_NOTE}\n\nProduced by `python -m emr_lib efficiency` at commit {meta['commit']} "
+        f"(torch {meta['torch']}, {meta['created']}).\n"
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "efficiency.json").write_text(
+        json.dumps({"rows": rows, "note": EFFICIENCY_NOTE, "provenance": meta}, indent=2)
+    )
+    (out / "efficiency.md").write_text(markdown)
+    print(markdown)
+    print(f"saved {out / 'efficiency.json'} and {out / 'efficiency.md'}")
+
+
+def _cmd_pipeline(args: argparse.Namespace) -> None:
+    try:
+        extra = dict(parse_override(item) for item in args.param)
+        run_pipeline(
+            args.profile,
+            data=args.data,
+            only=args.only,
+            device=args.device,
+            seed=args.seed,
+            extra=extra,
+            progress=not args.no_progress,
+            scene=args.scene,
+        )
+        if args.store_checked_outputs:
+            updated = store_checked_outputs(args.profile)
+            print(f"stored the checked outputs of {len(updated)} notebook(s) in notebooks/")
+    except (PipelineError, ValueError) as err:
+        raise CLIError(str(err)) from err
+
+
+def _cmd_site(args: argparse.Namespace) -> None:
+    try:
+        build_site(args.profile)
+    except SiteError as err:
+        raise CLIError(str(err)) from err
+
+
+def _cmd_study(args: argparse.Namespace) -> None:
+    data = resolve_data(args.data) if args.data or not args.dry_run else "synthetic"
+    out = Path(args.out or ("runs/study-gpu-dry" if args.dry_run else "runs/study-gpu"))
+    result = run_study(out, data, budget_min=args.budget_min, dry_run=args.dry_run, device=args.device)
+    print((out / "study.md").read_text())
+    print(f"stages: {result['stages']}; saved {out / 'study.json'} and {out / 'study.md'}")
+
+
+def _add_efficiency(commands) -> None:
+    """``efficiency``: parameters and FLOPs (Table 7)."""
+    eff = commands.add_parser(
+        "efficiency",
+        help="parameters and FLOPs of every model (the paper's Table 7, side by side)",
+        description="Count parameters and FLOPs of every model at each input size and class count, "
+        "print the table beside the paper's Table 7 and save it as JSON and markdown.",
+    )
+    eff.add_argument("--models", nargs="+", metavar="NAME", help="models to count (default: all)")
+    eff.add_argument("--sizes", nargs="+", type=int, default=[480, 512], help="square input sizes (default: 480 512)")
+    eff.add_argument(
+        "--classes",
+        nargs="+",
+        type=int,
+        default=[21, 2],
+        help="class counts (default: 21, the paper's counting convention, and 2)",
+    )
+    eff.add_argument("--out", default="runs/efficiency", help="output folder (default: runs/efficiency)")
+    eff.set_defaults(func=_cmd_efficiency)
+
+
+def _add_pipeline(commands) -> None:
+    """``pipeline``: the notebook series."""
+    pipe = commands.add_parser(
+        "pipeline",
+        help="run the notebook series with papermill and regenerate figures/",
+        description="Execute notebooks/01..07 in order (papermill), executed copies in build/notebooks/PROFILE, "
+        "figures and tables in figures/PROFILE, and an index in figures/README.md.",
+    )
+    pipe.add_argument("--profile", default="quick", choices=list(PROFILES))
+    pipe.add_argument("--data", help=DATA_HELP)
+    pipe.add_argument("--only", nargs="+", metavar="NN", help="run only these notebooks, e.g. --only 03,04")
+    pipe.add_argument(
+        "--scene",
+        help="UAV scene folder (image.png + mask.png) for notebooks 01 and 07 "
+        "(default: $EMR_SCENE, else data/uav-scene if present, else a synthetic scene)",
+    )
+    pipe.add_argument("--device", default="auto")
+    pipe.add_argument("--seed", type=int, default=0)
+    pipe.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an extra notebook parameter (checked against each notebook's parameters cell)",
+    )
+    pipe.add_argument("--no-progress", action="store_true")
+    pipe.add_argument(
+        "--store-checked-outputs",
+        action="store_true",
+        help="maintainers: afterwards copy the outputs that nbval checks (cells marked # NBVAL_CHECK_OUTPUT) "
+        "into notebooks/ and strip every other output",
+    )
+    pipe.set_defaults(func=_cmd_pipeline)
+
+
+def _add_site(commands) -> None:
+    """``site``: the rendered site of the series."""
+    site = commands.add_parser(
+        "site",
+        help="render the notebook series, README and docs as a website in build/site (Sphinx + MyST-NB)",
+        description="Build build/site/index.html from the executed notebooks of a profile (running the pipeline "
+        "first when they are missing), the README and docs/. Needs the docs extra.",
+    )
+    site.add_argument("--profile", default="quick", choices=list(PROFILES))
+    site.set_defaults(func=_cmd_site)
+
+
+def _add_study(commands) -> None:
+    """``study gpu``: the prepared GPU measurement."""
+    study = commands.add_parser(
+        "study",
+        help="measure the GPU path in one command: AMP correctness, throughput, HRNet vs EMR-HRNet",
+        description="Run the GPU study (emr_lib/study.py) within a time budget and write study.json and study.md. "
+        "--dry-run runs every stage at tiny sizes on the CPU.",
+    )
+    study.add_argument("which", choices=["gpu"], help="the study to run")
+    study.add_argument("--budget-min", type=float, default=9.0, help="minutes for all stages (default 9)")
+    study.add_argument("--data", help=DATA_HELP + " (a .npz from 'data pack' travels best)")
+    study.add_argument("--out", help="output folder (default runs/study-gpu, or runs/study-gpu-dry)")
+    study.add_argument("--device", default="auto")
+    study.add_argument("--dry-run", action="store_true", help="tiny sizes on the synthetic data, on any machine")
+    study.set_defaults(func=_cmd_study)
+
+
+def add(commands) -> None:
+    for add_command in (_add_pipeline, _add_site, _add_study, _add_efficiency):
+        add_command(commands)

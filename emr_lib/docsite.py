@@ -1,0 +1,115 @@
+"""``python -m emr_lib site``: the notebook series as a rendered website, built offline.
+
+For readers who run nothing (a learner before the day, someone deciding whether to use
+the kit): the README as the home page, the executed notebooks of one profile with their
+figures and tables, and the documentation in ``docs/`` (and ``REPRODUCTION.md`` once it
+exists), rendered by Sphinx with MyST-NB (the Jupyter ecosystem's standard) into
+``build/site/`` with ``index.html`` at its root. The notebooks are not executed again: the
+pages show the outputs of ``python -m emr_lib pipeline --profile PROFILE``, which runs first
+when its executed copies are missing.
+
+Sphinx, MyST-NB and the theme are the ``docs`` extra (``pip install -e ".[docs]"``).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+from .paths import project_root
+from .pipeline import PipelineError, list_notebooks, run_pipeline
+
+__all__ = ["build_site", "SiteError"]
+
+CONF = """# written by emr_lib.docsite; the site's source is rebuilt on every run
+project = "EMR-HRNet kit"
+extensions = ["myst_nb"]
+nb_execution_mode = "off"  # the pipeline executed the notebooks; the site shows those outputs
+nb_output_stderr = "remove"  # progress bars and warnings are not teaching material
+myst_heading_anchors = 3
+suppress_warnings = ["myst.xref_missing", "myst.header", "mystnb.unknown_mime_type", "misc.highlighting_failure"]
+exclude_patterns = ["_build"]
+html_title = "EMR-HRNet kit"
+html_theme = "{theme}"
+"""
+
+
+class SiteError(RuntimeError):
+    """The site cannot be built (missing tools or notebooks); the message says what to do."""
+
+
+def _repository(root: Path) -> str:
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    return project.get("urls", {}).get("Repository", "").rstrip("/")
+
+
+def _relink(markdown: str, site_pages: dict[str, str], repository: str) -> str:
+    """Links to pages of the site go to their page; links to other files of the checkout go to the repository."""
+
+    def fix(match: re.Match) -> str:
+        text, target = match.group(1), match.group(2)
+        if re.match(r"^[a-z]+:|^#", target):
+            return match.group(0)
+        path, _, anchor = target.partition("#")
+        if path in site_pages:
+            return f"[{text}]({site_pages[path]}{'#' + anchor if anchor else ''})"
+        return f"[{text}]({repository}/blob/main/{path})" if repository else text
+
+    return re.sub(r"\[([^\]]*)\]\(([^)\s]+)\)", fix, markdown)
+
+
+def _theme() -> str:
+    try:
+        import sphinx_book_theme  # noqa: F401  (optional: the docs extra)
+    except ImportError:
+        return "alabaster"  # Sphinx's own theme, always there
+    return "sphinx_book_theme"
+
+
+def _write_source(root: Path, executed: list[Path], src: Path) -> list[str]:
+    """The site's source folder: conf.py, the home page, docs pages and executed notebooks."""
+    if src.exists():
+        shutil.rmtree(src)
+    (src / "notebooks").mkdir(parents=True)
+    docs = {path.name: path for path in sorted((root / "docs").glob("*.md"))}
+    if (root / "REPRODUCTION.md").is_file():
+        docs["REPRODUCTION.md"] = root / "REPRODUCTION.md"
+    site_pages = {f"docs/{name}": name for name in docs} | {"REPRODUCTION.md": "REPRODUCTION.md"}
+    site_pages |= {f"notebooks/{nb.name}": f"notebooks/{nb.name}" for nb in executed}
+    repository = _repository(root)
+    for name, path in docs.items():
+        (src / name).write_text(_relink(path.read_text(), site_pages, repository))
+    for notebook in executed:
+        shutil.copy2(notebook, src / "notebooks" / notebook.name)
+    pages = [f"notebooks/{nb.stem}" for nb in executed] + [Path(name).stem for name in docs]
+    toctree = "\n".join(["", "```{toctree}", ":maxdepth: 1", ":caption: Contents", "", *pages, "```", ""])
+    (src / "index.md").write_text(_relink((root / "README.md").read_text(), site_pages, repository) + toctree)
+    (src / "conf.py").write_text(CONF.format(theme=_theme()))
+    return pages
+
+
+def build_site(profile: str = "quick", root: Path | None = None, out: Path | None = None) -> Path:
+    """Build the site of ``profile``'s executed notebooks into ``out`` (default ``build/site``)."""
+    root = root or project_root()
+    out = out or root / "build" / "site"
+    try:
+        import myst_nb  # noqa: F401  (optional: the docs extra)
+    except ImportError as err:
+        raise SiteError('the site needs Sphinx and MyST-NB: pip install -e ".[docs]"') from err
+    executed_dir = root / "build" / "notebooks" / profile
+    missing = [nb.name for nb in list_notebooks(root) if not (executed_dir / nb.name).is_file()]
+    if missing:
+        print(f"no executed copies of {missing} in {executed_dir}: running the {profile} pipeline first")
+        run_pipeline(profile, only=[name[:2] for name in missing])
+    executed = [executed_dir / nb.name for nb in list_notebooks(root)]
+    pages = _write_source(root, executed, root / "build" / "site-src" / profile)
+    command = [sys.executable, "-m", "sphinx", "-b", "html", "-q", str(root / "build" / "site-src" / profile), str(out)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise PipelineError(f"sphinx failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    print(f"site of profile {profile}: {len(pages)} pages in {out} (open {out / 'index.html'})")
+    return out / "index.html"
