@@ -145,6 +145,7 @@ class FigureStore:
         """
         columns = columns or list(rows[0])
         shown = [c for c in columns if c not in RUN_PROVENANCE]
+        self.folder.mkdir(parents=True, exist_ok=True)
         table = Table(rows, shown, floatfmt, caption)
         header = f"{caption}\n\n" if caption else ""
         md_path = self.folder / f"{name}.md"

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from .figures import write_figures_index
+from .ledger import write_ledger
 from .paths import project_root, resolve_data, resolve_scene
 from .profiles import get_profile
 
@@ -161,6 +162,8 @@ def run_pipeline(
         print(f"   {notebook.name} done in {timings[notebook.name]:.0f} s", flush=True)
     (build / "timings.json").write_text(json.dumps({"profile": profile, "data": data, "seconds": timings}, indent=1))
     index = write_figures_index(figures_root, profile)
+    if not get_profile(profile).scratch:  # the committed tables changed: the ledger follows them
+        print(f"ledger rewritten: {write_ledger(root)}")
     total = sum(timings.values())
     print(f"pipeline finished in {total:.0f} s; figures indexed in {index}")
     return timings

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["seed_summary", "CompareError", "read_per_image", "paired_bootstrap", "compare_runs"]
+__all__ = ["seed_summary", "CompareError", "read_per_image", "paired_bootstrap", "compare_runs", "paired_differences"]
 
 
 def seed_summary(records: dict[str, dict[int, dict]], key: str = "mIoU", label: str = "configuration") -> list[dict]:
@@ -103,3 +103,29 @@ def compare_runs(run_a: str | Path, run_b: str | Path, resamples: int = 10_000, 
     except CompareError as err:
         raise CompareError(f"{run_a} vs {run_b}: {err}") from err
     return {"run_a": str(run_a), "run_b": str(run_b), **result}
+
+
+def paired_differences(records_by_seed: dict[int, dict[str, dict]], reference: str, resamples: int = 10_000) -> list:
+    """Per seed, each row's test mIoU minus ``reference``'s with its paired bootstrap interval (percent).
+
+    ``records_by_seed`` maps a seed to ``{row: record}``; records need ``test_per_image``.
+    """
+    rows = []
+    for seed, records in records_by_seed.items():
+        for row, record in records.items():
+            if row == reference:
+                continue
+            result = paired_bootstrap(record["test_per_image"], records[reference]["test_per_image"], resamples)
+            rows.append(
+                {
+                    "row": row,
+                    "versus": reference,
+                    "seed": seed,
+                    "mIoU_diff": result["mIoU_diff"],
+                    "ci_low": result["ci_low"],
+                    "ci_high": result["ci_high"],
+                    "n_images": result["n_images"],
+                    "detected": not result["ci_low"] <= 0 <= result["ci_high"],
+                }
+            )
+    return rows

@@ -100,3 +100,38 @@ def test_table_runs_or_reuses_its_rows_and_prints_them_beside_the_paper(tmp_path
     assert main(["table", "4", "--rows", "+CBAM"]) == 2
     assert "Table 4 has no row(s) ['+CBAM']" in capsys.readouterr().err
     assert main(["table", "6"]) == 2 and "not Table 6" in capsys.readouterr().err
+
+
+def test_table_over_seeds_gives_spread_and_paired_intervals(tmp_path, capsys):
+    args = [
+        "table",
+        "4",
+        "--profile",
+        "quick",
+        "--data",
+        "synthetic",
+        "--rows",
+        "baseline",
+        "+DEMA",
+        "--seeds",
+        "0",
+        "1",
+    ]
+    args += [
+        "--output-dir",
+        str(tmp_path / "runs"),
+        "--save",
+        str(tmp_path / "figures"),
+        "--json",
+        str(tmp_path / "s.json"),
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "Test mIoU over seeds [0, 1]" in out and "Each row minus baseline, per seed" in out
+    saved = json.loads((tmp_path / "s.json").read_text())
+    assert [r["seeds"] for r in saved["seed_summary"]] == ["0, 1", "0, 1"]
+    assert [(d["row"], d["seed"]) for d in saved["differences"]] == [("+DEMA", 0), ("+DEMA", 1)]
+    assert all(d["ci_low"] <= d["mIoU_diff"] <= d["ci_high"] for d in saved["differences"])
+    assert (tmp_path / "runs" / "quick" / "ablation_dema-seed1" / "record.json").is_file()
+    assert "Runs trained" not in (tmp_path / "figures" / "table4_seeds.md").read_text()  # summaries, not runs
+    assert (tmp_path / "figures" / "table4_differences.csv").read_text().startswith("row,versus,seed,mIoU_diff")

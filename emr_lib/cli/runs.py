@@ -12,7 +12,7 @@ from ..data import (
     dataset_kind,
 )
 from ..experiments import run_table, table_rows, table_runs
-from ..figures import table_markdown
+from ..figures import FigureStore, table_markdown, write_figures_index
 from ..inference import evaluate
 from ..metrics import format_metrics
 from ..models import list_models
@@ -22,7 +22,7 @@ from ..profiles import PROFILES, TrainConfig, apply_overrides, get_config, parse
 from ..run_data import run_datasets
 from ..runs import run_or_reuse
 from ..runtime import select_device
-from ..uncertainty import CompareError, compare_runs
+from ..uncertainty import CompareError, compare_runs, paired_differences, seed_summary
 from .common import DATA_HELP, CLIError
 
 
@@ -71,23 +71,47 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
         Path(args.json).write_text(json.dumps({**result, "data": config.data, "split": args.split}, indent=1))
 
 
+def _table_context(args: argparse.Namespace, seed: int) -> Context:
+    root = project_root()
+    output = Path(args.output_dir) if args.output_dir else root / "runs" / "notebooks"
+    data = resolve_data(args.data)
+    return Context(f"table {args.number}", args.profile, data, args.device, seed, output, root / "build" / "tables")
+
+
 def _cmd_table(args: argparse.Namespace) -> None:
     try:
         specs = table_runs(args.number, args.rows)
     except ValueError as err:
         raise CLIError(str(err)) from err
-    root = project_root()
-    output = Path(args.output_dir) if args.output_dir else root / "runs" / "notebooks"
-    data = resolve_data(args.data)
-    ctx = Context(f"table {args.number}", args.profile, data, args.device, args.seed, output, root / "build" / "tables")
-    records = run_table(ctx.run, specs)
-    rows = table_rows(args.number, records, None if data == "synthetic" else dataset_kind(data))
-    print(f"\nTable {args.number}, profile {args.profile}, data {ctx.data_label}, seed {args.seed} (percent):\n")
-    print(table_markdown(rows))
+    seeds = args.seeds or [args.seed]
+    by_seed, result = {}, {"seeds": seeds, "runs_by_seed": {}}
+    for seed in seeds:
+        ctx = _table_context(args, seed)
+        by_seed[seed] = run_table(ctx.run, specs)
+        result["runs_by_seed"][seed] = {row: str(ctx.run_dir(spec.name)) for row, spec in specs.items()}
+    result["runs"] = result["runs_by_seed"][seeds[0]]
+    kind = None if ctx.data == "synthetic" else dataset_kind(ctx.data)
+    result["rows"] = table_rows(args.number, by_seed[seeds[0]], kind)
+    print(f"\nTable {args.number}, profile {args.profile}, data {ctx.data_label}, seed {seeds[0]} (percent):\n")
+    print(table_markdown(result["rows"]))
+    if len(seeds) > 1:
+        spread = seed_summary({row: {s: by_seed[s][row] for s in seeds} for row in specs}, label="row")
+        reference = next(iter(specs))
+        differences = paired_differences(by_seed, reference)
+        print(f"\nTest mIoU over seeds {seeds}:\n\n{table_markdown(spread)}")
+        print(f"\nEach row minus {reference}, per seed, with its 95 % paired bootstrap interval over test images:\n")
+        print(table_markdown(differences))
+        result |= {"seed_summary": spread, "differences": differences}
+        if args.save:
+            store = FigureStore(Path(args.save), f"table {args.number} --seeds", args.profile, ctx.data_label)
+            caption = f"Table {args.number} rows over seeds {seeds}, profile {args.profile}, {ctx.data_label}"
+            store.save_table(spread, f"table{args.number}_seeds", caption=f"{caption}: test mIoU (%)")
+            store.save_table(differences, f"table{args.number}_differences", caption=f"{caption}: minus {reference}")
+            figures_root = project_root() / "figures"
+            if Path(args.save).resolve().parent == figures_root.resolve():  # a committed profile folder: index it
+                write_figures_index(figures_root, args.profile)
     if args.json:
-        Path(args.json).write_text(
-            json.dumps({"rows": rows, "runs": {r: str(ctx.run_dir(s.name)) for r, s in specs.items()}}, indent=1)
-        )
+        Path(args.json).write_text(json.dumps(result, indent=1))
 
 
 def _cmd_compare(args: argparse.Namespace) -> None:
@@ -170,6 +194,10 @@ def _add_table(commands) -> None:
     table.add_argument("--data", help=DATA_HELP)
     table.add_argument("--rows", nargs="+", metavar="ROW", help="only these rows (default: all)")
     table.add_argument("--seed", type=int, default=0)
+    table.add_argument(
+        "--seeds", nargs="+", type=int, help="run every row with each seed; prints mean and sd, and paired intervals"
+    )
+    table.add_argument("--save", help="with --seeds: save the seed tables (markdown, CSV, manifest) in this folder")
     table.add_argument("--device", default="auto")
     table.add_argument("--output-dir", help="runs folder (default: runs/notebooks in the project, the notebooks')")
     table.add_argument("--json", help="also write the rows and their run folders to this JSON file")

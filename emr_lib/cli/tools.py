@@ -9,8 +9,9 @@ from pathlib import Path
 from ..docsite import SiteError, build_site
 from ..efficiency import efficiency_table
 from ..figures import table_markdown
+from ..ledger import render_ledger, write_ledger
 from ..models import build_model, list_models
-from ..paths import resolve_data
+from ..paths import project_root, resolve_data
 from ..pipeline import PipelineError, run_pipeline, store_checked_outputs
 from ..profiles import PROFILES, parse_override
 from ..provenance import provenance
@@ -24,7 +25,7 @@ EFFICIENCY_NOTE = (
     "GFLOPs_torch: torch.utils.flop_counter (every conv and matmul, functional ones included). "
     "GFLOPs_modules: nn.Conv2d/nn.Linear modules only, close to the paper's thop convention, which "
     "misses functional convs (RefConv), matmuls (MDTA, EMA), interpolation and norms. 2 FLOPs per "
-    "multiply-add in both. Paper values: Table 7 at num_classes=21 (HRNet at 480 px, others at 512); "
+    "multiply-add in both. Paper values: Table 7 at num_classes=21 (HRNet and EMR-HRNet at 480 px, the others at 512); "
     "the paper's comparison models are the 'bubbliiiing' implementations, ours are "
     "segmentation-models-pytorch's, so their counts differ."
 )
@@ -91,6 +92,27 @@ def _cmd_study(args: argparse.Namespace) -> None:
     result = run_study(out, data, budget_min=args.budget_min, dry_run=args.dry_run, device=args.device)
     print((out / "study.md").read_text())
     print(f"stages: {result['stages']}; saved {out / 'study.json'} and {out / 'study.md'}")
+
+
+def _cmd_ledger(args: argparse.Namespace) -> None:
+    root = project_root()
+    if args.check:
+        if (root / "REPRODUCTION.md").read_text() != render_ledger(root):
+            raise CLIError("REPRODUCTION.md is stale: run python -m emr_lib ledger")
+        print("REPRODUCTION.md is up to date")
+        return
+    print(f"wrote {write_ledger(root)}")
+
+
+def _add_ledger(commands) -> None:
+    """``ledger``: REPRODUCTION.md from paper.py and the committed tables."""
+    ledger = commands.add_parser(
+        "ledger",
+        help="write REPRODUCTION.md: every table and figure of the paper, its status here, and the deviations",
+        description="Render REPRODUCTION.md from emr_lib/paper.py and the tables in figures/workshop/.",
+    )
+    ledger.add_argument("--check", action="store_true", help="only say whether REPRODUCTION.md is up to date")
+    ledger.set_defaults(func=_cmd_ledger)
 
 
 def _add_efficiency(commands) -> None:
@@ -179,5 +201,5 @@ def _add_study(commands) -> None:
 
 
 def add(commands) -> None:
-    for add_command in (_add_pipeline, _add_site, _add_study, _add_efficiency):
+    for add_command in (_add_pipeline, _add_site, _add_study, _add_ledger, _add_efficiency):
         add_command(commands)

@@ -8,9 +8,9 @@
 | unet_vgg    | Unet (VGG)  | U-Net with a VGG16 encoder                  |
 | se_unet     | SE-Unet     | U-Net (VGG16) with scSE decoder attention   |
 
-The paper's numbers come from the "bubbliiiing" implementations; smp's decoders
-differ slightly, so parameter counts differ by a few percent (the efficiency
-report shows both).
+The paper's numbers come from the "bubbliiiing" implementations. smp's are lighter,
+some by much: DeepLabV3+ has about a quarter fewer parameters and U-Net under half the
+FLOPs at 512 px (notebook 06 and REPRODUCTION.md give both counts side by side).
 """
 
 from __future__ import annotations
