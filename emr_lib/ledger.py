@@ -140,7 +140,8 @@ def _deviations(root: Path) -> list[str]:
         "- **Comparison models** are segmentation-models-pytorch's, lighter than the paper's (21 classes, 512 px, "
         f"modules-only FLOPs): {'; '.join(smp) or 'run notebook 06'}.",
         "- **Pretraining**: the kit trains from scratch; the reference implementation loads ImageNet weights and "
-        "freezes the backbone for the first 50 of 100 epochs by default. This alone may explain gaps.",
+        "freezes the backbone for the first 50 of 100 epochs by default. This alone may explain gaps. The options "
+        "`pretrained` (a local weights file, or a download) and `freeze_epochs` follow the reference when asked.",
         "- **Model selection on Tables 4-5**: the paper's 4:1 split has no validation part, so the kit picks the "
         "best epoch on the same 20 % it reports (levels slightly optimistic).",
         "- **Known, not yet fixed** (the reproduction issue): the paper profile's offline expansion applies CenterRep "
