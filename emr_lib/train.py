@@ -292,6 +292,7 @@ def run_record(config: TrainConfig, data: RunDatasets, state: TrainState, finish
         "profile": config.profile,
         "data": data.description,
         "data_fingerprint": data.fingerprint(),
+        **({"data_parts": data.parts} if data.parts else {}),
         "split": {k: len(v) for k, v in data.splits.items()},
         "split_dir": str(out_dir / "splits"),
         "seed": config.seed,
