@@ -75,7 +75,7 @@ def test_every_room_of_the_library_stays_small():
 
 def test_tests_mirror_the_modules_they_test():
     modules = ("inference", "checkpoints", "train", "runs", "runtime", "run_data", "paths", "figures", "notebook")
-    for module in (*modules, "experiments", "expansion", "profiles", "uncertainty", "study", "docsite"):
+    for module in (*modules, "experiments", "expansion", "profiles", "uncertainty", "study", "docsite", "doctor"):
         assert (REPO / "emr_lib" / f"{module}.py").is_file() and (REPO / "tests" / f"test_{module}.py").is_file()
 
 
