@@ -192,8 +192,8 @@ def _deviations(root: Path) -> list[str]:
         "- **Known, not yet fixed** (the reproduction issue): the paper profile's offline expansion applies CenterRep "
         "whatever `centerrep` says, and the warm-up runs one epoch early (0.2, 0.5, 1.0 of the rate over the first "
         "three epochs where the reference has 0.1, 0.2, 0.5, 1.0 over four).",
-        "- **Determinism**: runs are bit-identical for a seed on one machine, not across CPUs (README: a PSPNet "
-        "retrained on another CPU with the same code moved by 0.15 points).",
+        "- **Determinism**: runs are bit-identical for a seed on one machine, not always across CPUs (README: "
+        "HRNet and EMR-HRNet retrained on another CPU matched to the last digit, PSPNet did not).",
     ]
 
 
