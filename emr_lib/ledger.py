@@ -35,7 +35,7 @@ PAPER_ITEMS = [
     Item("Table 1: the two datasets", "data/README.md: Bijie's layout, counts, resolution; notebook 01 measures it",
          "`pipeline --only 01`", "`01_statistics.md`", "Bijie reproduced; Sichuan cannot run here (not in ../shared)"),
     Item("Table 2: models on Bijie", "notebook 04, workshop profile (W18-small, 160 px, 40 epochs, CPU)",
-         "`pipeline --only 04` or `table 2`", "`04_table2.md`", "not reproduced at this scale (see below)"),
+         "`pipeline --only 04` or `table 2`", "`04_table2.md`, `table2_seeds.md`", "{table2}"),
     Item("Table 3: models on Sichuan", "`data prepare sichuan`, then notebooks 03-04 set Table 3 beside the results",
          "`pipeline --only 04 --data PREPARED`", "-", "cannot run here: the Sichuan data is not in ../shared"),
     Item("Table 4: ablation", "notebook 05 on Bijie alone (the paper: Bijie + Sichuan, 6524 images)",
@@ -108,6 +108,51 @@ def _numbers(root: Path) -> list[str]:
     return lines
 
 
+def _table2_status(root: Path) -> str:
+    """Table 2's status from the paired intervals of EMR-HRNet minus HRNet over seeds, when they exist."""
+    rows = [r for r in _read(root, "table2_differences.csv") if r["row"] == "emr_hrnet" and r["versus"] == "hrnet"]
+    if not rows:
+        return "not reproduced at this scale (one seed; see below)"
+    above = sum(float(r["ci_low"]) > 0 for r in rows)
+    below = sum(float(r["ci_high"]) < 0 for r in rows)
+    seeds = f"{len(rows)} seeds, paired bootstrap per seed"
+    if above == len(rows):
+        return f"direction reproduced: EMR-HRNet above HRNet in every seed ({seeds})"
+    if below == len(rows):
+        return f"not reproduced: EMR-HRNet below HRNet in every seed ({seeds})"
+    return f"not detected at this scale: EMR-HRNet above HRNet in {above}, below in {below} of {len(rows)} ({seeds})"
+
+
+def _seeds(root: Path) -> list[str]:
+    spread, differences = _read(root, "table2_seeds.csv"), _read(root, "table2_differences.csv")
+    if not spread:
+        return []
+    lines = ["## HRNet against EMR-HRNet over seeds", ""]
+    lines += [
+        f"Test mIoU (%) per model over seeds, from `figures/workshop/table2_seeds.csv` "
+        f"({_footer(root, 'table2_seeds.md')}):",
+        "",
+    ]
+    lines += ["| model | seeds | mean | sd | min | max |", "|---|---|---|---|---|---|"]
+    for r in spread:
+        lines.append(
+            f"| {r['row']} | {r['seeds']} | {float(r['mIoU_mean']):.2f} | {float(r['mIoU_sd']):.2f} | "
+            f"{float(r['mIoU_min']):.2f} | {float(r['mIoU_max']):.2f} |"
+        )
+    lines += [
+        "",
+        "EMR-HRNet minus HRNet per seed, with its 95 % paired bootstrap interval over the test images "
+        "(`figures/workshop/table2_differences.csv`):",
+        "",
+    ]
+    lines += ["| seed | difference | interval |", "|---|---|---|"]
+    for r in differences:
+        lines.append(
+            f"| {r['seed']} | {float(r['mIoU_diff']):+.2f} | [{float(r['ci_low']):+.2f}, {float(r['ci_high']):+.2f}] |"
+        )
+    return [*lines, ""]
+
+
 def _deviations(root: Path) -> list[str]:
     smp = []
     for row in _read(root, "06_table7.csv"):
@@ -140,19 +185,21 @@ def _deviations(root: Path) -> list[str]:
         "- **Comparison models** are segmentation-models-pytorch's, lighter than the paper's (21 classes, 512 px, "
         f"modules-only FLOPs): {'; '.join(smp) or 'run notebook 06'}.",
         "- **Pretraining**: the kit trains from scratch; the reference implementation loads ImageNet weights and "
-        "freezes the backbone for the first 50 of 100 epochs by default. This alone may explain gaps.",
+        "freezes the backbone for the first 50 of 100 epochs by default. This alone may explain gaps. The options "
+        "`pretrained` (a local weights file, or a download) and `freeze_epochs` follow the reference when asked.",
         "- **Model selection on Tables 4-5**: the paper's 4:1 split has no validation part, so the kit picks the "
         "best epoch on the same 20 % it reports (levels slightly optimistic).",
         "- **Known, not yet fixed** (the reproduction issue): the paper profile's offline expansion applies CenterRep "
         "whatever `centerrep` says, and the warm-up runs one epoch early (0.2, 0.5, 1.0 of the rate over the first "
         "three epochs where the reference has 0.1, 0.2, 0.5, 1.0 over four).",
-        "- **Determinism**: runs are bit-identical for a seed on one machine, not across CPUs (README: a PSPNet "
-        "retrained on another CPU with the same code moved by 0.15 points).",
+        "- **Determinism**: runs are bit-identical for a seed on one machine, not always across CPUs (README: "
+        "HRNet and EMR-HRNet retrained on another CPU matched to the last digit, PSPNet did not).",
     ]
 
 
 def render_ledger(root: Path | None = None) -> str:
     root = root or project_root()
+    table2 = _table2_status(root)
     lines = [
         "# What this kit reproduces of the paper",
         "",
@@ -163,9 +210,13 @@ def render_ledger(root: Path | None = None) -> str:
         "",
         "| paper | what the kit does | command | result | status |",
         "|---|---|---|---|---|",
-        *[f"| {i.paper} | {i.kit} | {i.command} | {i.result} | {i.status} |" for i in PAPER_ITEMS],
+        *[
+            f"| {i.paper} | {i.kit} | {i.command} | {i.result} | {i.status.format(table2=table2)} |"
+            for i in PAPER_ITEMS
+        ],
         "",
         *_numbers(root),
+        *_seeds(root),
         *_deviations(root),
     ]
     return "\n".join(lines) + "\n"

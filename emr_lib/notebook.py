@@ -53,7 +53,8 @@ class Context:
 
     @property
     def data_label(self) -> str:
-        return "synthetic default" if self.data == "synthetic" else Path(self.data).name
+        names = ["synthetic default" if p == "synthetic" else Path(p).name for p in self.data.split(",")]
+        return " + ".join(names)
 
     def provenance_text(self) -> str:
         return self.figures.provenance_text()

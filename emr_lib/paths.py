@@ -10,6 +10,9 @@ The data rule, the same for the CLI, the pipeline and the notebooks:
    prepared ``images/`` + ``masks/`` folder (``data/README.md`` puts it there);
 4. otherwise the synthetic default.
 
+Several datasets trained as one are named together, ``A,B`` (``--data A --data B`` on the
+command line); each part follows the rule, and naming one twice is an error.
+
 The UAV scene (notebooks 01 and 07): the folder named by argument (``--scene``), else
 ``$EMR_SCENE``, else ``data/uav-scene`` when it holds ``image.png`` and ``mask.png``, else
 none (the notebooks then use a synthetic scene). A scene that is named but unusable is an
@@ -22,7 +25,7 @@ import os
 from pathlib import Path
 
 from .data.datasets import is_bijie_layout
-from .data.io import DataNotFoundError
+from .data.io import DataError, DataNotFoundError
 
 __all__ = ["project_root", "resolve_data", "resolve_scene", "DEFAULT_DATA", "DEFAULT_SCENE"]
 
@@ -45,6 +48,12 @@ def resolve_data(data: str | None = "auto", root: Path | None = None) -> str:
     root = root or project_root()
     if data in (None, "", "auto"):
         data = os.environ.get("EMR_DATA", "") or "auto"
+    if "," in data:  # several datasets, trained as one
+        parts = [resolve_data(part.strip(), root) for part in data.split(",") if part.strip()]
+        twice = sorted({part for part in parts if parts.count(part) > 1})
+        if twice:
+            raise DataError(f"--data names {twice[0]} twice; name each dataset once")
+        return ",".join(parts)
     if data == "auto":
         documented = root / DEFAULT_DATA
         if is_bijie_layout(documented) or (documented / "images").is_dir():

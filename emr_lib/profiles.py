@@ -47,6 +47,11 @@ class TrainConfig:
     augment: bool = True  # flips, 90-degree rotations, small rotations, brightness
     centerrep: float = 0.0  # probability of online CenterRep per training sample
     offline_expansion: float = 0.0  # >0: expand the training split offline by this factor first
+    # ImageNet weights for the backbone: False (from scratch), True (download) or a local file. The
+    # reference implementation starts from ImageNet and freezes the backbone for the first half (50 of
+    # 100 epochs); offline the kit cannot download, so every profile trains from scratch unless asked.
+    pretrained: bool | str = False
+    freeze_epochs: int = 0  # the backbone gets no updates in the first N epochs
     # optimisation
     epochs: int = 10
     batch_size: int = 8
@@ -80,6 +85,10 @@ class TrainConfig:
             raise ValueError(f"loss must be 'ce' or 'ce+dice', got {self.loss!r}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be at least 1")
+        if not 0 <= self.freeze_epochs < self.epochs:
+            raise ValueError(f"freeze_epochs must be 0 or more and fewer than epochs ({self.epochs})")
+        if "pretrained" in self.model_options:
+            raise ValueError("set pretrained (a training setting), not model_options.pretrained")
         return self
 
 

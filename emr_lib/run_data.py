@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .augment import CenterRep, Compose, Resize, eval_transform, train_transform
 from .data import (
+    CombinedDataset,
     DataError,
     DatasetView,
     FolderDataset,
@@ -34,14 +35,34 @@ from .runtime import Distributed
 __all__ = ["RunDatasets", "run_datasets", "open_base"]
 
 
-def open_base(config: TrainConfig) -> tuple[SampleDataset, str]:
-    """The configuration's whole dataset, and a description of it for records."""
-    if config.data == "synthetic":
-        return SyntheticLandslides(config.synthetic_n, size=config.synthetic_size, seed=0), "synthetic"
-    path = Path(config.data).expanduser()
+def data_parts(data: str) -> list[str]:
+    """The datasets ``data`` names: one, or several separated by commas (trained as one)."""
+    return [part.strip() for part in data.split(",") if part.strip()]
+
+
+def _open_one(part: str, config: TrainConfig) -> SampleDataset:
+    if part == "synthetic":
+        return SyntheticLandslides(config.synthetic_n, size=config.synthetic_size, seed=0)
+    path = Path(part).expanduser()
     if not path.exists():
         raise DataError(f"data folder not found: {path}. Pass --data PATH (see data/README.md) or 'synthetic'.")
-    return open_dataset(path, include_non_landslide=config.include_non_landslide), str(path)
+    return open_dataset(path, include_non_landslide=config.include_non_landslide)
+
+
+def open_base(config: TrainConfig) -> tuple[SampleDataset, str]:
+    """The configuration's whole dataset, and a description of it for records.
+
+    Several datasets (``"A,B"``) are opened as one :class:`~emr_lib.data.CombinedDataset`,
+    each part labelled by its folder name.
+    """
+    parts = data_parts(config.data)
+    if len(parts) == 1:
+        return _open_one(parts[0], config), "synthetic" if parts[0] == "synthetic" else str(Path(parts[0]))
+    labels = [Path(part).name or part for part in parts]
+    if len(set(labels)) < len(labels):
+        raise DataError(f"the datasets {parts} share a folder name; give each part its own name")
+    combined = CombinedDataset({label: _open_one(part, config) for label, part in zip(labels, parts)})
+    return combined, " + ".join(parts)
 
 
 @dataclass
@@ -72,6 +93,11 @@ class RunDatasets:
     @property
     def test(self) -> DatasetView:
         return self.view(self.test_split)
+
+    @property
+    def parts(self) -> dict[str, int]:
+        """Images of each combined dataset (empty for a single dataset)."""
+        return {label: len(part) for label, part in getattr(self.base, "parts", {}).items()}
 
     def fingerprint(self) -> str:
         """sha256 over the names and content of every sample the splits name (the data actually read)."""
@@ -113,6 +139,11 @@ def run_datasets(config: TrainConfig, splits_out: str | Path | None = None) -> R
     base, description = open_base(config)
     if config.split_dir:
         splits = load_splits(config.split_dir)
+    elif isinstance(base, CombinedDataset):  # each part split on its own, with the same ratios
+        splits = {key: [] for key in config.split_ratios}
+        for label in base.parts:
+            for key, names in make_splits(base.part_names(label), config.split_ratios, config.split_seed).items():
+                splits[key] += names
     else:
         splits = make_splits(base.names, config.split_ratios, seed=config.split_seed)
     if splits_out is not None:

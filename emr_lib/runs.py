@@ -20,6 +20,7 @@ neither flag) stops at a folder that holds a run and names the flags; ``resume``
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import re
@@ -41,8 +42,15 @@ class RunFolderError(ValueError):
 
 
 def as_stored(settings: dict | None) -> dict | None:
-    """Settings as JSON stores them (tuples become lists), so stored and wanted ones compare."""
-    return json.loads(json.dumps(settings))
+    """Settings as JSON stores them (tuples become lists), so stored and wanted ones compare.
+
+    A field added to :class:`TrainConfig` after a run was made counts as its default there, so
+    a new setting that is left at its default does not invalidate older runs.
+    """
+    if settings is None:
+        return None
+    defaults = {k: v for k, v in dataclasses.asdict(TrainConfig()).items() if k not in settings}
+    return json.loads(json.dumps({**defaults, **settings}))
 
 
 @dataclass
@@ -80,7 +88,7 @@ def plan_run(out: str | Path, config: TrainConfig, mode: str = "auto") -> RunPla
         )
     if mode in ("auto", "resume"):
         record = json.loads(record_path.read_text()) if record_path.is_file() else None
-        if record and record.get("status") == "finished" and record.get("config") == wanted:
+        if record and record.get("status") == "finished" and as_stored(record.get("config")) == wanted:
             return RunPlan("reuse", record)
         # last.pt is written after every epoch, record.json only when a run ends, so a
         # killed run has only last.pt; its configuration says whether to resume it
@@ -129,7 +137,7 @@ def seed_records(runs_root: str | Path, profile: str, name: str, reference: dict
     """
 
     def settings(record: dict) -> dict:
-        return {k: v for k, v in record["config"].items() if k != "seed"}
+        return {k: v for k, v in as_stored(record["config"]).items() if k != "seed"}
 
     own = settings(reference)
     found = {}

@@ -44,7 +44,7 @@ from .checkpoints import CHECKPOINT_FORMAT, CheckpointError, atomic_save, atomic
 from .efficiency import count_parameters
 from .inference import evaluate, per_image_confusion
 from .metrics import format_metrics
-from .models import build_model
+from .models import backbone_of, build_model
 from .profiles import TrainConfig
 from .provenance import provenance
 from .run_data import RunDatasets, run_datasets
@@ -156,9 +156,21 @@ def epoch_loader(train_set, config: TrainConfig, epoch: int, ctx: Distributed, w
 
 
 def train_one_epoch(
-    model, loader, optimizer, precision: Precision, config: TrainConfig, device, desc: str = "", progress: bool = True
+    model,
+    loader,
+    optimizer,
+    precision: Precision,
+    config: TrainConfig,
+    device,
+    desc: str = "",
+    progress: bool = True,
+    frozen=(),
 ) -> float:
-    """One pass over ``loader``; returns the mean training loss over all ranks' samples."""
+    """One pass over ``loader``; returns the mean training loss over all ranks' samples.
+
+    ``frozen`` parameters get no update: their gradients are dropped before each step (which
+    is safe under DDP, where switching ``requires_grad`` after wrapping the model is not).
+    """
     model.train()
     channels_last = config.channels_last and device.type == "cuda"
     loss_sum, count = 0.0, 0
@@ -173,6 +185,8 @@ def train_one_epoch(
         loss = segmentation_loss(logits.float(), masks, config.loss)
         optimizer.zero_grad(set_to_none=True)
         precision.scaler.scale(loss).backward()
+        for parameter in frozen:
+            parameter.grad = None
         precision.scaler.step(optimizer)
         precision.scaler.update()
         loss_sum += loss.item() * len(images)
@@ -278,6 +292,7 @@ def run_record(config: TrainConfig, data: RunDatasets, state: TrainState, finish
         "profile": config.profile,
         "data": data.description,
         "data_fingerprint": data.fingerprint(),
+        **({"data_parts": data.parts} if data.parts else {}),
         "split": {k: len(v) for k, v in data.splits.items()},
         "split_dir": str(out_dir / "splits"),
         "seed": config.seed,
@@ -326,7 +341,9 @@ def train(
     data.require("train", "val")
     train_set, val_set, test_set = data.train(out_dir, ctx), data.val, data.test
 
-    model = build_model(config.model, num_classes=config.num_classes, **config.model_options).to(device)
+    model = build_model(config.model, config.num_classes, pretrained=config.pretrained, **config.model_options)
+    model = model.to(device)
+    frozen = _backbone_parameters(model, config)
     if config.channels_last and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, config)
@@ -359,7 +376,8 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = lr
         desc, show = f"epoch {epoch + 1}/{config.epochs}", progress and ctx.main
-        train_loss = train_one_epoch(train_model, loader, optimizer, precision, config, device, desc, show)
+        held = frozen if epoch < config.freeze_epochs else ()
+        train_loss = train_one_epoch(train_model, loader, optimizer, precision, config, device, desc, show, held)
         val_metrics, _ = evaluate(
             model, val_set, config.batch_size, device, config.num_classes, progress=progress, amp=precision.enabled
         )
@@ -394,6 +412,16 @@ def train(
         atomic_write(json.dumps(record, indent=1), out_dir / "record.json")
     ctx.barrier()
     return record
+
+
+def _backbone_parameters(model: nn.Module, config: TrainConfig) -> list:
+    """The parameters ``freeze_epochs`` holds still (none when it is 0)."""
+    if not config.freeze_epochs:
+        return []
+    backbone = backbone_of(model)
+    if backbone is None:
+        raise ValueError(f"freeze_epochs: {config.model} has no backbone or encoder to freeze")
+    return list(backbone.parameters())
 
 
 def _print_epoch(config: TrainConfig, state: TrainState, val_metrics: dict, lr: float) -> None:

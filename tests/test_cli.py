@@ -135,3 +135,21 @@ def test_table_over_seeds_gives_spread_and_paired_intervals(tmp_path, capsys):
     assert (tmp_path / "runs" / "quick" / "ablation_dema-seed1" / "record.json").is_file()
     assert "Runs trained" not in (tmp_path / "figures" / "table4_seeds.md").read_text()  # summaries, not runs
     assert (tmp_path / "figures" / "table4_differences.csv").read_text().startswith("row,versus,seed,mIoU_diff")
+
+
+def test_data_given_twice_trains_on_both_and_the_record_names_every_part(tmp_path, capsys):
+    from emr_lib.data import SyntheticLandslides
+
+    first = SyntheticLandslides(20, size=64, seed=1).save(tmp_path / "bijie", progress=False)
+    second = SyntheticLandslides(10, size=64, seed=2).save(tmp_path / "sichuan", progress=False)
+    out = tmp_path / "run"
+    args = ["train", "--data", str(first), "--data", str(second), "--out", str(out), "--no-progress"]
+    assert main([*args, "--set", "epochs=1", "--set", "size=64"]) == 0
+    record = json.loads((out / "record.json").read_text())
+    assert record["data_parts"] == {"bijie": 20, "sichuan": 10} and record["split"] == {
+        "train": 18,
+        "val": 6,
+        "test": 6,
+    }
+    assert main(["train", "--data", str(first), "--data", str(first), "--out", str(tmp_path / "x")]) == 2
+    assert "names " + str(first) + " twice" in capsys.readouterr().err

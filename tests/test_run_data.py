@@ -20,3 +20,20 @@ def test_a_split_without_test_part_reports_on_val():
     assert data.test_split == "val" and data.test.names == data.splits["val"]
     with pytest.raises(ValueError, match="needs out_dir"):
         run_datasets(get_config("quick", synthetic_n=20, offline_expansion=2.0)).train()
+
+
+def test_several_datasets_train_as_one_with_each_split_alike(tmp_path):
+    from emr_lib.data import CombinedDataset, SyntheticLandslides
+
+    first = SyntheticLandslides(20, size=64, seed=1).save(tmp_path / "first", progress=False)
+    second = SyntheticLandslides(10, size=64, seed=2).save(tmp_path / "second", progress=False)
+    data = run_datasets(get_config("quick", data=f"{first},{second}", size=64))
+    assert isinstance(data.base, CombinedDataset) and data.parts == {"first": 20, "second": 10}
+    assert data.description == f"{first} + {second}"
+    for key, (from_first, from_second) in {"train": (12, 6), "val": (4, 2), "test": (4, 2)}.items():
+        names = data.splits[key]
+        assert sum(n.startswith("first.") for n in names) == from_first
+        assert sum(n.startswith("second.") for n in names) == from_second
+    assert data.test[0]["name"].startswith("first.")
+    single = run_datasets(get_config("quick", data=str(first), size=64))
+    assert data.base.read(0)[0].tobytes() == single.base.read(0)[0].tobytes() and single.parts == {}

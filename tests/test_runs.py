@@ -40,3 +40,15 @@ def test_a_folder_without_a_run_is_trained_in_place(tmp_path):
 def test_run_dir_keeps_seeds_side_by_side(tmp_path):
     assert run_dir(tmp_path, "quick", "hrnet") == tmp_path / "quick" / "hrnet"
     assert run_dir(tmp_path, "quick", "hrnet", seed=2) == tmp_path / "quick" / "hrnet-seed2"
+
+
+def test_runs_made_before_a_setting_existed_are_still_reused(tmp_path, capsys):
+    config = get_config("quick", **TINY)
+    out = tmp_path / "run"
+    record = run_or_reuse(config, out, progress=False)
+    stored = json.loads((out / "record.json").read_text())
+    del stored["config"]["freeze_epochs"], stored["config"]["pretrained"]  # as a record of an older kit
+    (out / "record.json").write_text(json.dumps(stored))
+    assert plan_run(out, config, "auto").action == "reuse"
+    assert plan_run(out, get_config("quick", **TINY, freeze_epochs=1), "auto").action == "new"  # not the default
+    assert record["status"] == "finished"

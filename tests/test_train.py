@@ -132,3 +132,39 @@ def test_record_says_which_data_commit_and_seed_made_it(tmp_path):
     assert record["seed"] == 2 and record["commit"] and len(record["data_fingerprint"]) == 64
     assert record["data_fingerprint"] == run_datasets(_tiny()).fingerprint()  # the same data, the same print
     assert run_datasets(_tiny(synthetic_n=41)).fingerprint() != record["data_fingerprint"]
+
+
+def test_frozen_backbone_stays_put_for_its_epochs_then_trains(tmp_path):
+    from emr_lib.models import backbone_of
+
+    train(_tiny(epochs=2, freeze_epochs=1), tmp_path / "frozen", stop_after=1, progress=False)
+    train(_tiny(epochs=2), tmp_path / "free", stop_after=1, progress=False)
+    start = model_from_checkpoint(load_checkpoint(tmp_path / "free" / "last.pt") | {"model": _initial_weights()})
+    frozen = model_from_checkpoint(tmp_path / "frozen" / "last.pt")
+    free = model_from_checkpoint(tmp_path / "free" / "last.pt")
+
+    def same_backbone(a, b):
+        return all(torch.equal(p, q) for p, q in zip(backbone_of(a).parameters(), backbone_of(b).parameters()))
+
+    assert same_backbone(frozen, start) and not same_backbone(free, start)  # epoch 1: only the head moved
+    assert not all(torch.equal(p, q) for p, q in zip(frozen.head.parameters(), start.head.parameters()))
+    resumed = train(_tiny(epochs=2, freeze_epochs=1), tmp_path / "frozen", resume=True, progress=False)
+    assert resumed["epochs_run"] == 2
+    assert not same_backbone(model_from_checkpoint(tmp_path / "frozen" / "last.pt"), start)  # epoch 2: unfrozen
+    with pytest.raises(ValueError, match="fewer than epochs"):
+        _tiny(epochs=2, freeze_epochs=2)
+
+
+def _initial_weights():
+    from emr_lib.models import build_model
+    from emr_lib.runtime import seed_everything
+
+    seed_everything(0)  # as train() does before building the model
+    return build_model("emr_hrnet", width="18_small").state_dict()
+
+
+def test_asking_for_downloaded_weights_offline_names_the_file_to_fetch(tmp_path, no_network):
+    from emr_lib.models import PretrainedWeightsError
+
+    with pytest.raises(PretrainedWeightsError, match=r"huggingface.co/timm/hrnet_w18_small.* --set pretrained="):
+        train(_tiny(epochs=1, pretrained=True), tmp_path, progress=False)

@@ -23,7 +23,7 @@ from ..run_data import run_datasets
 from ..runs import run_or_reuse
 from ..runtime import select_device
 from ..uncertainty import CompareError, compare_runs, paired_differences, seed_summary
-from .common import DATA_HELP, CLIError
+from .common import DATA_HELP, MULTI_DATA_HELP, CLIError, data_option
 
 
 def _config(args: argparse.Namespace) -> TrainConfig:
@@ -32,7 +32,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         raise CLIError(f"unknown model {args.model!r}; choose one of {list_models()}")
     try:
         overrides = dict(parse_override(item) for item in args.set)
-        overrides.update(model=args.model, data=resolve_data(args.data))
+        overrides.update(model=args.model, data=resolve_data(data_option(args.data)))
         if args.device:
             overrides["device"] = args.device
         if args.seed is not None:
@@ -58,7 +58,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     state = load_checkpoint(args.checkpoint)
     model = model_from_checkpoint(state, expected_model=args.model)
     config = apply_overrides(TrainConfig(), dict(state["config"]))
-    config.data = resolve_data(args.data)
+    config.data = resolve_data(data_option(args.data))
     config.split_dir = args.split_dir or config.split_dir
     config.size = args.size or config.size
     dataset = run_datasets(config).view(args.split)
@@ -74,7 +74,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 def _table_context(args: argparse.Namespace, seed: int) -> Context:
     root = project_root()
     output = Path(args.output_dir) if args.output_dir else root / "runs" / "notebooks"
-    data = resolve_data(args.data)
+    data = resolve_data(data_option(args.data))
     return Context(f"table {args.number}", args.profile, data, args.device, seed, output, root / "build" / "tables")
 
 
@@ -143,7 +143,8 @@ def _add_train(commands) -> None:
     tr.add_argument("--model", default="emr_hrnet", help="model name (default emr_hrnet; see the README)")
     tr.add_argument(
         "--data",
-        help=DATA_HELP,
+        action="append",
+        help=DATA_HELP + MULTI_DATA_HELP,
     )
     tr.add_argument("--profile", default="quick", choices=list(PROFILES))
     tr.add_argument(
@@ -171,7 +172,7 @@ def _add_evaluate(commands) -> None:
         description="Compute the paper's metrics for a checkpoint (best.pt or last.pt).",
     )
     ev.add_argument("checkpoint", help="a checkpoint written by train (best.pt, last.pt)")
-    ev.add_argument("--data", help=DATA_HELP)
+    ev.add_argument("--data", action="append", help=DATA_HELP + MULTI_DATA_HELP)
     ev.add_argument("--split", default="test", help="test (default), val, train or all")
     ev.add_argument("--split-dir", help="folder of split files (default: made as in training)")
     ev.add_argument("--model", help="check that the checkpoint holds this model")
@@ -191,7 +192,7 @@ def _add_table(commands) -> None:
     )
     table.add_argument("number", type=int, help="2 (models; 3 on prepared Sichuan data), 4 (ablation) or 5 (blocks)")
     table.add_argument("--profile", default="quick", choices=list(PROFILES))
-    table.add_argument("--data", help=DATA_HELP)
+    table.add_argument("--data", action="append", help=DATA_HELP + MULTI_DATA_HELP)
     table.add_argument("--rows", nargs="+", metavar="ROW", help="only these rows (default: all)")
     table.add_argument("--seed", type=int, default=0)
     table.add_argument(

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ..docsite import SiteError, build_site
+from ..doctor import run_doctor
 from ..efficiency import efficiency_table
 from ..figures import table_markdown
 from ..ledger import render_ledger, write_ledger
@@ -115,6 +116,25 @@ def _add_ledger(commands) -> None:
     ledger.set_defaults(func=_cmd_ledger)
 
 
+def _cmd_doctor(args: argparse.Namespace) -> None:
+    results = run_doctor(timing=not args.no_timing)
+    blocking = [r.what for r in results if r.status == "FIX"]
+    if blocking:
+        raise CLIError(f"fix {', '.join(blocking)} before the workshop (see the FIX lines above)")
+    print("ready for the workshop")
+
+
+def _add_doctor(commands) -> None:
+    """``doctor``: is this machine ready for the workshop?"""
+    doctor = commands.add_parser(
+        "doctor",
+        help="check this machine for the workshop: packages, kernel, device, data, disk, minutes per model",
+        description="One line per check, OK / WARN / FIX with the fix; exit status 2 when something blocks.",
+    )
+    doctor.add_argument("--no-timing", action="store_true", help="skip the few timed training steps")
+    doctor.set_defaults(func=_cmd_doctor)
+
+
 def _add_efficiency(commands) -> None:
     """``efficiency``: parameters and FLOPs (Table 7)."""
     eff = commands.add_parser(
@@ -201,5 +221,5 @@ def _add_study(commands) -> None:
 
 
 def add(commands) -> None:
-    for add_command in (_add_pipeline, _add_site, _add_study, _add_ledger, _add_efficiency):
+    for add_command in (_add_pipeline, _add_site, _add_study, _add_ledger, _add_doctor, _add_efficiency):
         add_command(commands)

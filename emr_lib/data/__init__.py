@@ -4,6 +4,7 @@ See ``data/README.md`` for how to obtain and prepare the real datasets.
 """
 
 from .base import SampleDataset, to_item
+from .combined import CombinedDataset
 from .datasets import (
     BijieDataset,
     DatasetView,
@@ -23,6 +24,7 @@ from .tiles import SceneTiles, tile_scene
 
 __all__ = [
     "SampleDataset",
+    "CombinedDataset",
     "BijieDataset",
     "FolderDataset",
     "SegmentationFiles",

@@ -21,6 +21,7 @@ __all__ = [
     "build_model",
     "list_models",
     "deploy",
+    "backbone_of",
     "EMA",
     "MDTA",
     "RefConv",
@@ -60,6 +61,11 @@ def build_model(name: str, num_classes: int = 2, **options) -> nn.Module:
     if num_classes < 1:
         raise ValueError(f"num_classes must be at least 1, got {num_classes}")
     return _BUILDERS[name](num_classes=num_classes, **options)
+
+
+def backbone_of(model: nn.Module) -> nn.Module | None:
+    """The pretrainable part of a model: HRNet's backbone or an smp model's encoder (None if neither)."""
+    return getattr(model, "backbone", None) or getattr(model, "encoder", None)
 
 
 def deploy(model: nn.Module) -> nn.Module:

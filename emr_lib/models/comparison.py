@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .weights import load_local_weights, pretrained_download_error
+from .weights import check_hub, load_local_weights, pretrained_download_error
 
 # smp class name and its options; smp itself is imported when a comparison model is built,
 # so the HRNet family works where smp is not installed (the GPU machines' image lacks it)
@@ -38,10 +38,14 @@ def smp_model(name: str, num_classes: int = 2, pretrained=False, **options) -> n
     cls = getattr(smp, class_name)
     kwargs = {**defaults, **options, "classes": num_classes}
     if pretrained is True:
+        what = f"{kwargs['encoder_name']} (smp encoder)"
+        settings = smp.encoders.encoders.get(kwargs["encoder_name"], {}).get("pretrained_settings", {})
+        repository = settings.get("imagenet", {}).get("repo_id")
+        check_hub(repository, what)
         try:
             return cls(encoder_weights="imagenet", **kwargs)
         except Exception as err:  # download errors differ between hub versions
-            raise pretrained_download_error(f"smp '{name}' ({kwargs['encoder_name']} encoder)", err) from err
+            raise pretrained_download_error(what, err, repository) from err
     model = cls(encoder_weights=None, **kwargs)
     if pretrained:
         load_local_weights(model.encoder, pretrained, what=f"{kwargs['encoder_name']} encoder")

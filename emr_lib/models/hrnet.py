@@ -46,7 +46,7 @@ from timm.models.resnet import BasicBlock
 from torch import nn
 
 from .blocks import ATTENTION_BLOCKS, DEMA, RAD, AttentionBasicBlock
-from .weights import load_local_weights, pretrained_download_error
+from .weights import check_hub, load_local_weights, pretrained_download_error
 
 __all__ = ["HRNetV2", "HRNetV2Head", "RMAPyramid", "hrnet", "emr_hrnet", "HRNET_WIDTHS"]
 
@@ -135,10 +135,12 @@ def _hrnet_backbone(width, pretrained) -> nn.Module:
     name = _timm_name(width)
     kwargs = dict(features_only=True, feature_location="")
     if pretrained is True:
+        repository = timm.models.get_pretrained_cfg(name).hf_hub_id
+        check_hub(repository, f"{name} (timm)")
         try:
             return timm.create_model(name, pretrained=True, **kwargs)
         except Exception as err:  # hub errors vary by version; all mean "not downloadable here"
-            raise pretrained_download_error(f"timm '{name}'", err) from err
+            raise pretrained_download_error(f"{name} (timm)", err, repository) from err
     backbone = timm.create_model(name, pretrained=False, **kwargs)
     if pretrained:
         load_local_weights(backbone, pretrained, what=f"timm '{name}' backbone")

@@ -9,7 +9,9 @@ network; ``pretrained="path/to/file"`` (``.pth``, ``.pt``, ``.bin`` or
 from __future__ import annotations
 
 import logging
+import socket
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 from torch import nn
@@ -21,13 +23,41 @@ class PretrainedWeightsError(RuntimeError):
     """Pretrained weights could not be downloaded or loaded."""
 
 
-def pretrained_download_error(what: str, err: Exception) -> PretrainedWeightsError:
-    return PretrainedWeightsError(
-        f"could not download pretrained weights for {what} ({type(err).__name__}: {err}). "
-        "This machine may have no network access. Either build the model without weights "
-        "(pretrained=False, the default), or download the weights file on a machine with "
-        "internet access and pass its path: build_model(..., pretrained='/path/to/weights.pth')."
+def pretrained_download_error(what: str, err: Exception, repository: str | None = None) -> PretrainedWeightsError:
+    """The error for weights that could not be downloaded; it names the file to fetch and where to put it."""
+    local = f"weights/{what.split()[0]}.safetensors"
+    fetch = (
+        f"On a machine with internet access, fetch the weights file of https://huggingface.co/{repository} "
+        f"(model.safetensors, or pytorch_model.bin: then name it .bin), put it in this project as {local}, and "
+        f"pass pretrained='{local}' (command line: --set pretrained={local}); any path works, as in "
+        "build_model(..., pretrained='/path/to/weights.pth')."
+        if repository
+        else "On a machine with internet access, download the weights file and pass its path: "
+        "build_model(..., pretrained='/path/to/weights.pth')."
     )
+    return PretrainedWeightsError(
+        f"could not download pretrained weights for {what} ({type(err).__name__}: {err}); this machine may have "
+        f"no network access. {fetch} Or train from scratch with pretrained=False, the default."
+    )
+
+
+def check_hub(repository: str | None, what: str, timeout: float = 3.0) -> None:
+    """Fail at once, naming the file to fetch, when ``repository`` is neither cached nor reachable.
+
+    Without this the hub client retries with growing pauses for most of a minute before it gives up.
+    """
+    if repository is None:
+        return
+    from huggingface_hub import constants, try_to_load_from_cache  # comes with timm
+
+    if any(isinstance(try_to_load_from_cache(repository, f), str) for f in ("model.safetensors", "pytorch_model.bin")):
+        return  # downloaded before: the hub client reads its cache
+    if constants.HF_HUB_OFFLINE:
+        raise pretrained_download_error(what, OSError("HF_HUB_OFFLINE is set"), repository)
+    try:
+        socket.create_connection((urlparse(constants.ENDPOINT).hostname, 443), timeout=timeout).close()
+    except OSError as err:
+        raise pretrained_download_error(what, err, repository) from err
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
