@@ -115,12 +115,16 @@ def _table2_status(root: Path) -> str:
         return "not reproduced at this scale (one seed; see below)"
     above = sum(float(r["ci_low"]) > 0 for r in rows)
     below = sum(float(r["ci_high"]) < 0 for r in rows)
-    seeds = f"{len(rows)} seeds, paired bootstrap per seed"
+    seeds = "95 % paired bootstrap interval over the test images, per seed"
     if above == len(rows):
         return f"direction reproduced: EMR-HRNet above HRNet in every seed ({seeds})"
     if below == len(rows):
         return f"not reproduced: EMR-HRNet below HRNet in every seed ({seeds})"
-    return f"not detected at this scale: EMR-HRNet above HRNet in {above}, below in {below} of {len(rows)} ({seeds})"
+    across = len(rows) - above - below
+    return (
+        f"not detected at this scale: EMR-HRNet minus HRNet is above 0 in {above}, below 0 in {below} and "
+        f"unresolved in {across} of {len(rows)} seeds ({seeds})"
+    )
 
 
 def _seeds(root: Path) -> list[str]:
