@@ -43,6 +43,8 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
+from .data.io import resize_pair
+
 __all__ = [
     "center_rep",
     "Compose",
@@ -197,15 +199,6 @@ def brightness(image, mask, factor: float):
     return np.clip(image.astype(np.float32) * factor, 0, 255).astype(np.uint8), mask
 
 
-def resize(image, mask, size: int | tuple[int, int]):
-    h, w = (size, size) if np.isscalar(size) else size
-    if image.shape[:2] == (h, w):
-        return image, mask
-    image = np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
-    mask = np.asarray(Image.fromarray(mask).resize((w, h), Image.NEAREST))
-    return image, mask
-
-
 def _log(ops: Ops | None, op: dict) -> None:
     if ops is not None:
         ops.append(op)
@@ -245,7 +238,7 @@ class Resize:
         self.size = size
 
     def __call__(self, image, mask, rng=None, ops=None):
-        return resize(image, mask, self.size)
+        return resize_pair(image, mask, self.size)
 
     def __repr__(self) -> str:
         return f"Resize({self.size})"

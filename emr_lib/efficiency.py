@@ -38,6 +38,9 @@ __all__ = [
     "efficiency_table",
     "benchmark_steps",
     "speed_rows",
+    "train_step",
+    "inference_step",
+    "timed",
 ]
 
 
@@ -127,22 +130,34 @@ def efficiency_table(
     return rows
 
 
-def _train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> None:
+def train_step(model: nn.Module, optimizer, x: torch.Tensor, y: torch.Tensor, amp: bool = False) -> torch.Tensor:
+    """One optimiser step on (x, y), in bf16 autocast when ``amp`` (on any device); returns the loss."""
     model.train()
     optimizer.zero_grad(set_to_none=True)
-    F.cross_entropy(model(x), y).backward()
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        logits = model(x)
+    loss = F.cross_entropy(logits.float(), y)
+    loss.backward()
     optimizer.step()
+    return loss.detach()
 
 
 @torch.no_grad()
-def _inference_step(model: nn.Module, x: torch.Tensor) -> None:
+def inference_step(model: nn.Module, x: torch.Tensor, amp: bool = False) -> None:
     model.eval()
-    model(x)
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        model(x)
 
 
-def _sync(device: torch.device) -> None:
+def timed(step, device: torch.device) -> float:
+    """Seconds ``step()`` takes, waiting for the GPU before and after."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
 
 
 def benchmark_steps(
@@ -172,16 +187,11 @@ def benchmark_steps(
     times = {name: {"train": [], "infer": []} for name in models}
     for rep in range(warmup + repeats):
         for name, model in models.items():
-            for kind in ("train", "infer"):
-                _sync(device)
-                start = time.perf_counter()
-                if kind == "train":
-                    _train_step(model, optimizers[name], x, y)
-                else:
-                    _inference_step(model, x)
-                _sync(device)
-                if rep >= warmup:
-                    times[name][kind].append(time.perf_counter() - start)
+            train_s = timed(lambda m=model, n=name: train_step(m, optimizers[n], x, y), device)
+            infer_s = timed(lambda m=model: inference_step(m, x), device)
+            if rep >= warmup:
+                times[name]["train"].append(train_s)
+                times[name]["infer"].append(infer_s)
     first = next(iter(models))
     result = {}
     for name in models:

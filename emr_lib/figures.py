@@ -28,20 +28,13 @@ __all__ = ["FigureStore", "Table", "table_markdown", "read_manifest", "write_fig
 def table_markdown(rows: list[dict], columns: Sequence[str] | None = None, floatfmt: str = ".2f") -> str:
     """A GitHub-flavoured markdown table of ``rows`` (missing values shown as "-")."""
     columns = list(columns or rows[0].keys())
-
-    def fmt(value) -> str:
-        if value is None:
-            return "-"
-        if isinstance(value, float):
-            return format(value, floatfmt)
-        return str(value)
-
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(fmt(row.get(c)) for c in columns) + " |" for row in rows]
+    lines += ["| " + " | ".join(_cell(row.get(c), floatfmt) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
 
 
 def _cell(value, floatfmt: str) -> str:
+    """A table cell as text: floats with ``floatfmt``, missing values as "-" (markdown and HTML alike)."""
     if value is None:
         return "-"
     return format(value, floatfmt) if isinstance(value, float) else str(value)

@@ -31,8 +31,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
+from .efficiency import inference_step, timed, train_step
 from .expansion import PAPER_EXPANSION
 from .figures import table_markdown
 from .models import build_model, deploy
@@ -100,16 +100,6 @@ def _batch(batch: int, size: int, device, seed: int = 0) -> tuple[torch.Tensor, 
     return x.to(device), torch.randint(0, 2, (batch, size, size), generator=generator).to(device)
 
 
-def _step(model, optimizer, x, y, amp: bool) -> float:
-    """One training step; returns the loss (bf16 autocast when ``amp``, on any device)."""
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
-        loss = F.cross_entropy(model(x).float(), y)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return loss.item()
-
-
 def amp_correctness(device: torch.device, settings: StudySettings) -> dict:
     """bf16 + channels_last against fp32 from the same weights and batch, and deploy() parity."""
     torch.manual_seed(0)
@@ -127,7 +117,7 @@ def amp_correctness(device: torch.device, settings: StudySettings) -> dict:
         model.train()
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
         torch.manual_seed(1)  # the same dropout masks for both
-        losses = [_step(model, optimizer, x, y, amp) for _ in range(settings.correctness_steps)]
+        losses = [train_step(model, optimizer, x, y, amp).item() for _ in range(settings.correctness_steps)]
         grads = [p.grad for p in model.parameters() if p.grad is not None]
         result[f"{name}_losses"] = losses
         result[f"{name}_grads_nonzero"] = sum(bool(g.abs().sum() > 0) for g in grads) / max(len(grads), 1)
@@ -147,16 +137,6 @@ def amp_correctness(device: torch.device, settings: StudySettings) -> dict:
     return result
 
 
-def _time(fn, device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - start
-
-
 def _speeds(models: dict, batch: int, settings: StudySettings, device) -> list[dict]:
     """Train and inference images/s of every model with AMP off and on, alternating, medians."""
     x, y = _batch(batch, settings.size, device)
@@ -166,11 +146,8 @@ def _speeds(models: dict, batch: int, settings: StudySettings, device) -> list[d
     for rep in range(settings.warmup + settings.repeats):
         for name, model in models.items():
             for amp in (False, True):
-                model.train()
-                train_s = _time(lambda m=model, n=name, a=amp: _step(m, optimizers[n], x, y, a), device)
-                model.eval()
-                with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                    infer_s = _time(lambda m=model: m(x), device)
+                train_s = timed(lambda m=model, n=name, a=amp: train_step(m, optimizers[n], x, y, a), device)
+                infer_s = timed(lambda m=model, a=amp: inference_step(m, x, a), device)
                 if rep >= settings.warmup:
                     times.setdefault((name, amp, "train"), []).append(train_s)
                     times.setdefault((name, amp, "infer"), []).append(infer_s)
@@ -197,8 +174,8 @@ def _fastest_batch(model, settings: StudySettings, device) -> int:
         try:
             x, y = _batch(batch, settings.size, device)
             for _ in range(2):
-                _step(model, optimizer, x, y, True)
-            rate = batch / _time(lambda b=batch, x=x, y=y: _step(model, optimizer, x, y, True), device)
+                train_step(model, optimizer, x, y, amp=True)
+            rate = batch / timed(lambda x=x, y=y: train_step(model, optimizer, x, y, amp=True), device)
         except torch.OutOfMemoryError:
             break
         finally:

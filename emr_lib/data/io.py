@@ -11,6 +11,7 @@ __all__ = [
     "DataError",
     "DataNotFoundError",
     "IMAGE_SUFFIXES",
+    "resize_pair",
     "read_image",
     "read_mask",
     "list_images",
@@ -109,3 +110,12 @@ def read_mask(path: str | Path, threshold: int | None = None) -> np.ndarray:
     else:
         raise DataError(f"mask {path} has unsupported mode {mask.mode!r}; save it as a single-channel PNG")
     return to_binary_mask(values, path, threshold)
+
+
+def resize_pair(image: np.ndarray, mask: np.ndarray, size) -> tuple[np.ndarray, np.ndarray]:
+    """Image (bilinear) and mask (nearest, so it stays 0/1) resized together to ``size`` (int or (h, w))."""
+    h, w = (size, size) if np.isscalar(size) else size
+    if image.shape[:2] == (h, w):
+        return image, mask
+    image = np.asarray(Image.fromarray(image).resize((w, h), Image.BILINEAR))
+    return image, np.asarray(Image.fromarray(mask).resize((w, h), Image.NEAREST))

@@ -28,18 +28,11 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .base import SampleDataset
-from .io import DataError
+from .io import DataError, resize_pair
 
 __all__ = ["PACK_FORMAT", "PackedDataset", "pack_dataset"]
 
 PACK_FORMAT = "emr_lib.pack/1"
-
-
-def _resize(image: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    if image.shape[:2] == (size, size):
-        return image, mask
-    image = np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
-    return image, np.asarray(Image.fromarray(mask).resize((size, size), Image.NEAREST))
 
 
 def pack_dataset(
@@ -62,7 +55,7 @@ def pack_dataset(
         raise DataError(f"pack destination {dest} must end in .npz")
     names, chunks, offsets, masks, landslide = list(dataset.names), [], [0], [], []
     for i in tqdm(range(len(names)), desc=f"packing {dest.name}", disable=not progress):
-        image, mask = _resize(*dataset.read(i), size)
+        image, mask = resize_pair(*dataset.read(i), size)
         buffer = io.BytesIO()
         Image.fromarray(image).save(buffer, format="WEBP", lossless=True, quality=100, method=4)
         chunks.append(np.frombuffer(buffer.getvalue(), np.uint8))
