@@ -26,7 +26,8 @@ return cells;
 READY = """
 const app = window.jupyterapp;
 const panel = app && app.shell.currentWidget;
-return Boolean(panel && panel.context && panel.context.isReady && panel.sessionContext.session
+return Boolean(panel && panel.context && panel.context.isReady && panel.context.path.endsWith(arguments[0])
+               && panel.sessionContext.session
                && panel.sessionContext.session.kernel && panel.sessionContext.session.kernel.status === "idle");
 """
 
@@ -62,6 +63,8 @@ def jupyterlab(tmp_path):
         "--LabApp.news_url=",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]
+    # a workspace of its own: JupyterLab otherwise reopens whatever an earlier session left open
+    command += [f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}"]
     command += ["--allow-root"] if os.geteuid() == 0 else []  # CI and this project's machines run as root
     log = open(tmp_path / "jupyterlab.log", "w")
     server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
@@ -86,8 +89,8 @@ def jupyterlab(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("notebook", ["01_data_exploration.ipynb", "02_centerrep_augmentation.ipynb"])
 def test_run_all_in_jupyterlab_renders_widgets_without_errors(notebook, jupyterlab, browser):
-    browser.get(f"{jupyterlab}/lab/tree/notebooks/{notebook}?token={TOKEN}")
-    _wait(lambda: browser.execute_script(READY), 120, f"{notebook} to open with an idle kernel")
+    browser.get(f"{jupyterlab}/lab/tree/notebooks/{notebook}?reset&token={TOKEN}")
+    _wait(lambda: browser.execute_script(READY, notebook), 120, f"{notebook} to open with an idle kernel")
     browser.execute_script("window.jupyterapp.commands.execute('notebook:run-all-cells')")
     cells = _wait(
         lambda: (c := browser.execute_script(CELLS)) and all(cell["count"] for cell in c) and c,
