@@ -53,6 +53,7 @@ __all__ = [
     "RandomRotate90",
     "RandomRotation",
     "RandomBrightness",
+    "RandomScale",
     "CenterRep",
     "train_transform",
     "eval_transform",
@@ -244,6 +245,33 @@ class Resize:
         return f"Resize({self.size})"
 
 
+class RandomScale:
+    """Rescale by a factor drawn log-uniformly from [low, high], then crop (when larger) or pad with
+    no-data black (when smaller) back to the input size: the same ground at another pixel size."""
+
+    def __init__(self, low: float = 0.5, high: float = 2.0):
+        self.low, self.high = low, high
+
+    def __call__(self, image, mask, rng, ops: Ops | None = None):
+        factor = float(np.exp(rng.uniform(np.log(self.low), np.log(self.high))))
+        h, w = mask.shape
+        sh, sw = max(1, round(h * factor)), max(1, round(w * factor))
+        scaled_image, scaled_mask = resize_pair(image, mask, (sh, sw))
+        _log(ops, {"op": "scale", "factor": round(factor, 3)})
+        if sh >= h and sw >= w:  # crop a random part of the enlarged image
+            y, x = int(rng.integers(sh - h + 1)), int(rng.integers(sw - w + 1))
+            return scaled_image[y : y + h, x : x + w].copy(), scaled_mask[y : y + h, x : x + w].copy()
+        out_image, out_mask = np.zeros_like(image), np.zeros_like(mask)
+        y, x = int(rng.integers(max(h - sh, 0) + 1)), int(rng.integers(max(w - sw, 0) + 1))
+        ch, cw = min(sh, h), min(sw, w)
+        out_image[y : y + ch, x : x + cw] = scaled_image[:ch, :cw]
+        out_mask[y : y + ch, x : x + cw] = scaled_mask[:ch, :cw]
+        return out_image, out_mask
+
+    def __repr__(self) -> str:
+        return f"RandomScale({self.low}, {self.high})"
+
+
 class RandomFlip:
     def __init__(self, p: float = 0.5):
         self.p = p
@@ -316,9 +344,11 @@ def train_transform(
     brightness_delta: float = 0.2,
     sources=None,
     fill=(0.2, 0.3),
+    scale_jitter: Sequence[float] | None = None,
 ) -> Compose:
     """The training recipe: CenterRep with probability ``centerrep`` (if > 0), flips, 90-degree
-    rotations, a small rotation and a brightness change (the paper's), then resize to ``size``."""
+    rotations, a small rotation and a brightness change (the paper's), then resize to ``size``;
+    with ``scale_jitter`` ([low, high], not the paper's) a random rescale last."""
     steps: list[Callable] = []
     if centerrep > 0:
         steps.append(CenterRep(centerrep, fill=fill, sources=sources))
@@ -329,6 +359,8 @@ def train_transform(
         steps.append(RandomBrightness(brightness_delta))
     if size:
         steps.append(Resize(size))
+    if scale_jitter:
+        steps.append(RandomScale(*scale_jitter))
     return Compose(steps)
 
 

@@ -47,11 +47,18 @@ class TrainConfig:
     augment: bool = True  # flips, 90-degree rotations, small rotations, brightness
     centerrep: float = 0.0  # probability of online CenterRep per training sample
     offline_expansion: float = 0.0  # >0: expand the training split offline by this factor first
+    # [low, high]: rescale each training image by a random factor in this range (then crop or pad),
+    # so the model meets landslides at other scales; off in every profile (not in the paper's recipe)
+    scale_jitter: list[float] | None = None
+    # ground pixel size (m) of the dataset's images as stored; None: the dataset's published value
+    # when the kit knows it (Bijie 0.8 m). Recorded with the model so `map` can match it.
+    gsd: float | None = None
     # ImageNet weights for the backbone: False (from scratch), True (download) or a local file. The
     # reference implementation starts from ImageNet and freezes the backbone for the first half (50 of
     # 100 epochs); offline the kit cannot download, so every profile trains from scratch unless asked.
     pretrained: bool | str = False
     freeze_epochs: int = 0  # the backbone gets no updates in the first N epochs
+    init: str | None = None  # start from this checkpoint's weights (same model and options): fine-tuning
     # optimisation
     epochs: int = 10
     batch_size: int = 8
@@ -87,6 +94,12 @@ class TrainConfig:
             raise ValueError("epochs and batch_size must be at least 1")
         if not 0 <= self.freeze_epochs < self.epochs:
             raise ValueError(f"freeze_epochs must be 0 or more and fewer than epochs ({self.epochs})")
+        if self.scale_jitter is not None and not (
+            len(self.scale_jitter) == 2 and 0 < self.scale_jitter[0] <= self.scale_jitter[1]
+        ):
+            raise ValueError(f"scale_jitter must be [low, high] with 0 < low <= high, got {self.scale_jitter}")
+        if self.gsd is not None and self.gsd <= 0:
+            raise ValueError(f"gsd must be a positive number of metres per pixel, got {self.gsd}")
         if "pretrained" in self.model_options:
             raise ValueError("set pretrained (a training setting), not model_options.pretrained")
         return self
@@ -191,7 +204,14 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 _FIELD_TYPES = typing.get_type_hints(TrainConfig)
-_TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string", dict: "a JSON object"}
+_TYPE_WORDS = {
+    bool: "true or false",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    dict: "a JSON object",
+    list: "a JSON list",
+}
 
 
 def _check_type(key: str, value: Any, wanted) -> Any:

@@ -12,17 +12,22 @@ configuration's ratios and seed, or read from ``config.split_dir``.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from .augment import CenterRep, Compose, Resize, eval_transform, train_transform
 from .data import (
+    DATASET_GSD_M,
     CombinedDataset,
     DataError,
     DatasetView,
     FolderDataset,
     SampleDataset,
     SyntheticLandslides,
+    dataset_kind,
     load_splits,
     make_splits,
     open_dataset,
@@ -32,7 +37,7 @@ from .expansion import expand_dataset
 from .profiles import TrainConfig
 from .runtime import Distributed
 
-__all__ = ["RunDatasets", "run_datasets", "open_base"]
+__all__ = ["RunDatasets", "run_datasets", "open_base", "model_gsd"]
 
 
 def data_parts(data: str) -> list[str]:
@@ -65,6 +70,26 @@ def open_base(config: TrainConfig) -> tuple[SampleDataset, str]:
     return combined, " + ".join(parts)
 
 
+def model_gsd(config: TrainConfig, base: SampleDataset | None = None) -> float | None:
+    """Metres per pixel of the images as the model sees them (resized to ``config.size``), or None.
+
+    The dataset's ground pixel size (``config.gsd``, else the published value of a dataset the
+    kit knows, e.g. Bijie's 0.8 m) times its images' median width over the training size:
+    Bijie's 224-px copy trained at 160 px is seen at about 1.1 m per pixel.
+    """
+    parts = data_parts(config.data)
+    gsd = config.gsd
+    if gsd is None and len(parts) == 1:
+        part = parts[0]
+        kind = "synthetic" if part == "synthetic" else (dataset_kind(part) if Path(part).exists() else None)
+        gsd = DATASET_GSD_M.get(kind)
+    if gsd is None:
+        return None
+    base = base if base is not None else open_base(config)[0]
+    widths = [base.read(i)[0].shape[1] for i in range(min(8, len(base)))]
+    return gsd * float(np.median(widths)) / config.size
+
+
 @dataclass
 class RunDatasets:
     """The base dataset of a run, its split name lists, and a dataset per split."""
@@ -73,6 +98,11 @@ class RunDatasets:
     base: SampleDataset
     splits: dict[str, list[str]]
     description: str
+
+    @functools.cached_property
+    def model_gsd(self) -> float | None:
+        """Metres per pixel of the training images as the model sees them (see :func:`model_gsd`)."""
+        return model_gsd(self.config, self.base)
 
     @property
     def test_split(self) -> str:
@@ -126,7 +156,7 @@ class RunDatasets:
             base = FolderDataset(expanded / "images", expanded / "masks")
             names = base.names
         if config.augment:
-            transform = train_transform(config.size, centerrep=config.centerrep)
+            transform = train_transform(config.size, centerrep=config.centerrep, scale_jitter=config.scale_jitter)
         elif config.centerrep > 0:
             transform = Compose([CenterRep(config.centerrep), Resize(config.size)])
         else:

@@ -66,6 +66,7 @@ __all__ = [
     "resume_state",
     "run_record",
     "evaluate_best",
+    "build_run_model",
     "train",
     "TrainState",
 ]
@@ -237,7 +238,7 @@ def resume_state(path: Path, config: TrainConfig, model: nn.Module, optimizer, s
     return TrainState(state["history"], state["epoch"], state["best_mIoU"], state["best_epoch"], state["bad_epochs"])
 
 
-def _checkpoint(config, model, optimizer, scaler, state: TrainState, val_metrics, data_desc, versions) -> dict:
+def _checkpoint(config, model, optimizer, scaler, state: TrainState, val_metrics, data: RunDatasets, versions) -> dict:
     return {
         "format": CHECKPOINT_FORMAT,
         "model_name": config.model,
@@ -253,7 +254,8 @@ def _checkpoint(config, model, optimizer, scaler, state: TrainState, val_metrics
         "metrics": val_metrics,
         "history": state.history,
         "config": config.to_dict(),
-        "data": data_desc,
+        "data": data.description,
+        "model_gsd_m": data.model_gsd,
         "versions": versions,
     }
 
@@ -292,6 +294,7 @@ def run_record(config: TrainConfig, data: RunDatasets, state: TrainState, finish
         "profile": config.profile,
         "data": data.description,
         "data_fingerprint": data.fingerprint(),
+        "model_gsd_m": data.model_gsd,
         **({"data_parts": data.parts} if data.parts else {}),
         "split": {k: len(v) for k, v in data.splits.items()},
         "split_dir": str(out_dir / "splits"),
@@ -341,8 +344,7 @@ def train(
     data.require("train", "val")
     train_set, val_set, test_set = data.train(out_dir, ctx), data.val, data.test
 
-    model = build_model(config.model, config.num_classes, pretrained=config.pretrained, **config.model_options)
-    model = model.to(device)
+    model = build_run_model(config).to(device)
     frozen = _backbone_parameters(model, config)
     if config.channels_last and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
@@ -386,7 +388,7 @@ def train(
         state.history.append(history_row(epoch + 1, lr, train_loss, val_metrics, time.perf_counter() - epoch_start))
         if ctx.main:
             checkpoint = _checkpoint(
-                config, model, optimizer, precision.scaler, state, val_metrics, data.description, run_provenance
+                config, model, optimizer, precision.scaler, state, val_metrics, data, run_provenance
             )
             atomic_save(checkpoint, last_path)
             if improved:
@@ -412,6 +414,23 @@ def train(
         atomic_write(json.dumps(record, indent=1), out_dir / "record.json")
     ctx.barrier()
     return record
+
+
+def build_run_model(config: TrainConfig) -> nn.Module:
+    """The run's model: from scratch, with ImageNet weights (``pretrained``), or a checkpoint's (``init``)."""
+    model = build_model(config.model, config.num_classes, pretrained=config.pretrained, **config.model_options)
+    if config.init:
+        state = load_checkpoint(config.init)
+        wanted = (config.model, json.loads(json.dumps(config.model_options)), config.num_classes)
+        held = (state["model_name"], state["model_options"], state["num_classes"])
+        if held != wanted:
+            raise CheckpointError(
+                f"{config.init} holds {held[0]!r} with options {held[1]} ({held[2]} classes), but this run trains "
+                f"{wanted[0]!r} with {wanted[1]} ({wanted[2]} classes): fine-tune the checkpoint's own model "
+                f"(--model {held[0]} and the same options) or start from another checkpoint"
+            )
+        model.load_state_dict(state["model"])
+    return model
 
 
 def _backbone_parameters(model: nn.Module, config: TrainConfig) -> list:

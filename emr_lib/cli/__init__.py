@@ -1,7 +1,8 @@
 """Command line: ``python -m emr_lib <command> --help``.
 
 One module per group of commands: :mod:`.runs` (train, evaluate, table, compare),
-:mod:`.tools` (pipeline, site, study, efficiency) and :mod:`.data`; each adds its
+:mod:`.tools` (pipeline, site, study, efficiency), :mod:`.data` and :mod:`.mapping`
+(map, export); each adds its
 commands to the parser and maps a user's mistake to one clear line (:class:`CLIError`).
 """
 
@@ -14,7 +15,7 @@ from ..checkpoints import CheckpointError
 from ..data import DataError
 from ..models import PretrainedWeightsError
 from ..runs import RunFolderError
-from . import data, runs, tools
+from . import data, mapping, runs, tools
 from .common import CLIError
 
 __all__ = ["main", "build_parser", "CLIError"]
@@ -27,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    for module in (runs, tools, data):
+    for module in (runs, tools, data, mapping):
         module.add(commands)
     return parser
 

@@ -27,12 +27,25 @@ from .common import DATA_HELP, MULTI_DATA_HELP, CLIError, data_option
 
 
 def _config(args: argparse.Namespace) -> TrainConfig:
-    """The profile's configuration with ``--set`` overrides, type-checked field by field."""
+    """The profile's configuration with ``--set`` overrides, type-checked field by field.
+
+    With ``--init CKPT`` and no ``--model``, the model and its options are the checkpoint's.
+    """
+    init = getattr(args, "init", None)
+    from_checkpoint = {}
+    if init:
+        state = load_checkpoint(init)
+        if args.model is None:
+            args.model = state["model_name"]
+            from_checkpoint = {f"model_options.{k}": v for k, v in state["model_options"].items()}
+    args.model = args.model or "emr_hrnet"
     if args.model not in list_models():
         raise CLIError(f"unknown model {args.model!r}; choose one of {list_models()}")
     try:
-        overrides = dict(parse_override(item) for item in args.set)
+        overrides = {**from_checkpoint, **dict(parse_override(item) for item in args.set)}
         overrides.update(model=args.model, data=resolve_data(data_option(args.data)))
+        if init:
+            overrides["init"] = str(init)
         if args.device:
             overrides["device"] = args.device
         if args.seed is not None:
@@ -140,7 +153,12 @@ def _add_train(commands) -> None:
         "workshop = a real result on a CPU laptop in 10-25 minutes per model; paper = the paper's recipe for a GPU. "
         "Under torchrun --nproc_per_node=N this runs distributed (DDP).",
     )
-    tr.add_argument("--model", default="emr_hrnet", help="model name (default emr_hrnet; see the README)")
+    tr.add_argument("--model", help="model name (default emr_hrnet, or the --init checkpoint's; see the README)")
+    tr.add_argument(
+        "--init",
+        metavar="CKPT",
+        help="fine-tune: start from this checkpoint's weights (its model and options unless --model is given)",
+    )
     tr.add_argument(
         "--data",
         action="append",

@@ -16,7 +16,7 @@ from .datasets import (
 )
 from .io import DataError, DataNotFoundError, read_image, read_mask
 from .packed import PackedDataset, pack_dataset
-from .prepare import dataset_kind, prepare_dataset, safe_extract
+from .prepare import DATASET_GSD_M, dataset_kind, prepare_dataset, safe_extract
 from .splits import PAPER_SPLIT, load_splits, make_splits, save_splits
 from .stats import sample_statistics, summarize_statistics
 from .synthetic import SyntheticLandslides, synthetic_scene
@@ -33,6 +33,7 @@ __all__ = [
     "PackedDataset",
     "pack_dataset",
     "synthetic_scene",
+    "DATASET_GSD_M",
     "DataError",
     "DataNotFoundError",
     "open_dataset",

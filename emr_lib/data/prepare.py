@@ -26,7 +26,7 @@ from .datasets import BijieDataset, FolderDataset, SegmentationFiles, is_bijie_l
 from .io import DataError
 from .packed import PackedDataset
 
-__all__ = ["DATASETS", "safe_extract", "find_dataset", "prepare_dataset", "dataset_kind"]
+__all__ = ["DATASETS", "DATASET_GSD_M", "safe_extract", "find_dataset", "prepare_dataset", "dataset_kind"]
 
 # Official counts (Bijie: Ji et al. 2020; Sichuan: the paper's 107 UAV images; Luding: 230).
 DATASETS = {
@@ -34,6 +34,9 @@ DATASETS = {
     "sichuan": {"landslide": 107},
     "luding": {"landslide": 230},
 }
+# Ground pixel size in metres of each dataset's imagery as published. Bijie: TripleSat, 0.8 m
+# (Ji et al. 2020). "synthetic" is nominal: the generator's scenes are drawn as if at 1 m.
+DATASET_GSD_M = {"bijie": 0.8, "synthetic": 1.0}
 IMAGE_DIR_NAMES = ("images", "image", "img", "imgs", "jpegimages")
 MASK_DIR_NAMES = ("masks", "mask", "labels", "label", "gt", "annotations", "segmentationclass")
 

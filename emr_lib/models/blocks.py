@@ -78,6 +78,7 @@ class EMA(nn.Module):
 
     def __init__(self, channels: int, groups: int | None = None):
         super().__init__()
+        self.channels = channels
         self.groups = ema_groups(channels) if groups is None else groups
         if channels % self.groups:
             raise ValueError(f"EMA: {channels} channels are not divisible into {self.groups} groups")
@@ -101,7 +102,8 @@ class EMA(nn.Module):
         gate_h, gate_w = torch.split(gates, [h, w], dim=2)
         gated = x * gate_h.sigmoid() * gate_w.transpose(2, 3).sigmoid()
         # GroupNorm(C/G, C/G) per group == per-channel norm with the affine repeated G times
-        x1 = F.group_norm(gated, c, self.norm.weight.repeat(g), self.norm.bias.repeat(g), self.norm.eps)
+        # (self.channels, not c from the shape: ONNX export needs the group count as a constant)
+        x1 = F.group_norm(gated, self.channels, self.norm.weight.repeat(g), self.norm.bias.repeat(g), self.norm.eps)
         x2 = self._shared_conv(self.conv3x3, x)  # 3x3 branch
         # cross-spatial learning per group: (B, G, 1, C/G) @ (B, G, C/G, HW) -> (B, G, 1, HW)
         a1 = x1.mean(dim=(2, 3)).reshape(b, g, 1, cg).softmax(dim=-1)

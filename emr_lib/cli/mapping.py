@@ -1,0 +1,100 @@
+"""``map`` (a scene to georeferenced rasters and polygons) and ``export`` (ONNX).
+
+Both need the mapping extras (rasterio, shapely, pyogrio; onnx, onnxruntime), imported here
+only when the command runs, so the rest of the kit works without GDAL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .common import CLIError
+
+GEO_INSTALL = "pip install rasterio shapely pyogrio onnx onnxruntime (or pip install 'emr-hrnet-kit[notebooks]')"
+
+
+def _bands(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(int(b) for b in text.split(","))
+    except ValueError as err:
+        raise CLIError(f"--bands takes three band numbers like 1,2,3, got {text!r}") from err
+
+
+def _cmd_map(args: argparse.Namespace) -> None:
+    try:
+        from ..mapping import map_scene
+    except ImportError as err:
+        raise CLIError(f"map needs {err.name}: {GEO_INSTALL}") from err
+    summary = map_scene(
+        args.scene, args.checkpoint, args.out, bands=_bands(args.bands), gsd=args.gsd, scale=args.scale,
+        window=args.window, overlap=args.overlap, batch_size=args.batch_size, tta=args.tta,
+        threshold=args.threshold, min_area=args.min_area, vector_format=args.format, overwrite=args.overwrite,
+        device=args.device, progress=not args.no_progress,
+    )  # fmt: skip
+    area = summary["landslide_area_m2"]
+    area_text = f"{area / 1e4:.2f} ha" if area is not None else f"{summary['landslide_pixels']} px"
+    print(
+        f"mapped {args.scene} at scale {summary['scale']:.3f} ({summary['windows']} windows, "
+        f"{summary['seconds']:.0f} s, {summary['megapixels_per_s']:.2f} Mpx/s): {summary['polygons']} landslides, "
+        f"{area_text}; outputs in {args.out}"
+    )
+
+
+def _cmd_export(args: argparse.Namespace) -> None:
+    try:
+        from ..export import export_onnx
+    except ImportError as err:
+        raise CLIError(f"export needs {err.name}: {GEO_INSTALL}") from err
+    if not args.onnx:
+        raise CLIError("say where to write the model: --onnx model.onnx")
+    try:
+        result = export_onnx(args.checkpoint, args.onnx, size=args.size, check=not args.no_check)
+    except ImportError as err:
+        raise CLIError(f"checking the export needs {err.name}: {GEO_INSTALL}, or pass --no-check") from err
+    except ValueError as err:
+        raise CLIError(str(err)) from err
+    print(json.dumps(result, indent=1))
+
+
+def add(commands) -> None:
+    mapper = commands.add_parser(
+        "map",
+        help="map landslides on a GeoTIFF (or PNG/JPEG) scene: probability, mask and polygons",
+        description="Read SCENE window by window, resample it to the ground pixel size the model was trained "
+        "at, predict with blended overlapping windows and write probability.tif, mask.tif (the scene's size, "
+        "CRS and transform), landslides.gpkg (or .geojson) with area_m2 and mean_prob, quicklook.png and map.json.",
+    )
+    mapper.add_argument("scene", help="a GeoTIFF (any size), or a PNG/JPEG without coordinates")
+    mapper.add_argument("--checkpoint", required=True, help="a checkpoint written by train (best.pt)")
+    mapper.add_argument("--out", required=True, help="folder for the outputs")
+    mapper.add_argument("--bands", help="the RGB bands, 1-based (default 1,2,3)")
+    mapper.add_argument(
+        "--gsd", type=float, help="the scene's ground pixel size in metres (needed without a projected CRS)"
+    )
+    mapper.add_argument("--scale", type=float, help="resample by this factor instead of matching ground pixel sizes")
+    mapper.add_argument("--window", type=int, default=512, help="window side in model pixels (default 512)")
+    mapper.add_argument("--overlap", type=int, help="overlap of windows in model pixels (default: a quarter window)")
+    mapper.add_argument("--batch-size", type=int, default=4)
+    mapper.add_argument("--tta", action="store_true", help="average over flips (4x slower, a little smoother)")
+    mapper.add_argument("--threshold", type=float, default=0.5, help="probability above which a pixel is landslide")
+    mapper.add_argument("--min-area", type=float, help="drop polygons smaller than this (m²; default 16 pixels' area)")
+    mapper.add_argument("--format", choices=["gpkg", "geojson"], default="gpkg", help="polygon file format")
+    mapper.add_argument("--overwrite", action="store_true", help="replace the results of an earlier map in --out")
+    mapper.add_argument("--device", help="auto (default), cpu, cuda, mps")
+    mapper.add_argument("--no-progress", action="store_true")
+    mapper.set_defaults(func=_cmd_map)
+
+    export = commands.add_parser(
+        "export",
+        help="export a checkpoint's model to ONNX, checked against onnxruntime",
+        description="Fold RefConv (deploy), export with dynamic batch and image size, and print the largest "
+        "logit difference between torch and onnxruntime on random images.",
+    )
+    export.add_argument("checkpoint", help="a checkpoint written by train (best.pt)")
+    export.add_argument("--onnx", help="the .onnx file to write")
+    export.add_argument("--size", type=int, help="example input side (default: the training size)")
+    export.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison")
+    export.set_defaults(func=_cmd_export)
