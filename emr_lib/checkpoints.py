@@ -10,6 +10,7 @@ configuration: everything :func:`emr_lib.train.train` needs to resume, and every
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from .models import build_model
+from .profiles import TrainConfig
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -25,6 +27,7 @@ __all__ = [
     "atomic_write",
     "load_checkpoint",
     "model_from_checkpoint",
+    "build_run_model",
 ]
 
 CHECKPOINT_FORMAT = "emr_lib.checkpoint/1"
@@ -81,3 +84,20 @@ def model_from_checkpoint(state: dict | str | Path, expected_model: str | None =
     model = build_model(state["model_name"], num_classes=state["num_classes"], **state["model_options"])
     model.load_state_dict(state["model"])
     return model.eval()
+
+
+def build_run_model(config: TrainConfig) -> nn.Module:
+    """The run's model: from scratch, with ImageNet weights (``pretrained``), or a checkpoint's (``init``)."""
+    model = build_model(config.model, config.num_classes, pretrained=config.pretrained, **config.model_options)
+    if config.init:
+        state = load_checkpoint(config.init)
+        wanted = (config.model, json.loads(json.dumps(config.model_options)), config.num_classes)
+        held = (state["model_name"], state["model_options"], state["num_classes"])
+        if held != wanted:
+            raise CheckpointError(
+                f"{config.init} holds {held[0]!r} with options {held[1]} ({held[2]} classes), but this run trains "
+                f"{wanted[0]!r} with {wanted[1]} ({wanted[2]} classes): fine-tune the checkpoint's own model "
+                f"(--model {held[0]} and the same options) or start from another checkpoint"
+            )
+        model.load_state_dict(state["model"])
+    return model

@@ -29,6 +29,7 @@ __all__ = ["Check", "run_doctor", "CHECKS"]
 
 CORE = ("torch", "torchvision", "timm", "segmentation-models-pytorch", "numpy", "pillow", "scipy", "tqdm", "matplotlib")
 NOTEBOOKS = ("jupyterlab", "ipywidgets", "papermill", "ipykernel")
+MAPPING = ("rasterio", "shapely", "pyogrio", "onnx", "onnxruntime")  # notebook 08, map, export
 INSTALL = "pip install -e \".[notebooks]\" in the kit's folder (or see the instructor guide's offline install)"
 
 
@@ -71,6 +72,14 @@ def check_notebook_packages() -> Check:
     if missing:
         return Check("FIX", "notebook packages", f"missing {', '.join(missing)}: {INSTALL}")
     return Check("OK", "notebook packages", ", ".join(f"{name} {version}" for name, version in found.items()))
+
+
+def check_mapping_packages() -> Check:
+    """WARN, not FIX: only notebook 08 and the map and export commands need them."""
+    found, missing = _versions(MAPPING)
+    if missing:
+        return Check("WARN", "mapping packages", f"missing {', '.join(missing)} (notebook 08, map, export): {INSTALL}")
+    return Check("OK", "mapping packages", ", ".join(f"{name} {version}" for name, version in found.items()))
 
 
 def check_kernel() -> Check:
@@ -141,6 +150,7 @@ CHECKS: list[Callable[[], Check]] = [
     check_python,
     check_packages,
     check_notebook_packages,
+    check_mapping_packages,
     check_kernel,
     check_device,
     check_data,

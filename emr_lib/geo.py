@@ -42,6 +42,7 @@ __all__ = [
     "polygons_from_mask",
     "write_polygons",
     "write_synthetic_geotiff",
+    "read_raster",
 ]
 
 GDAL_CACHE_MB = 64  # GDAL's default is 5 % of RAM, which would grow with the scene
@@ -353,3 +354,15 @@ def write_synthetic_geotiff(
             img.write(image.transpose(2, 0, 1), window=window)
             msk.write(mask[None], window=window)
     return path, mask_path
+
+
+def read_raster(path: str | Path) -> np.ndarray:
+    """A whole raster as an array: (H, W, 3) uint8 for an RGB scene, (H, W) for a one-band mask.
+
+    For cutting training tiles (:func:`emr_lib.data.tile_scene`), which holds the scene anyway;
+    mapping never calls it.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(path) as src:
+            return src.read(1) if src.count == 1 else np.ascontiguousarray(src.read((1, 2, 3)).transpose(1, 2, 0))

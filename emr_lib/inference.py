@@ -15,10 +15,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
+from .augment import eval_transform
+from .data import DatasetView
 from .data.tiles import tile_positions
 from .metrics import confusion_matrix, segmentation_metrics
 
-__all__ = ["evaluate", "per_image_confusion", "per_image_metrics", "predict", "predict_scene"]
+__all__ = ["evaluate", "per_image_confusion", "per_image_metrics", "predict", "predict_scene", "scale_curve"]
 
 
 def _device_of(model: nn.Module, device) -> torch.device:
@@ -156,3 +158,34 @@ def predict_scene(
     prob = np.divide(total, weight, out=np.zeros_like(total), where=weight > 0)
     prob[np.all(image == nodata, axis=2)] = 0.0  # no-data pixels are never landslide
     return prob
+
+
+@torch.no_grad()
+def scale_curve(
+    model: nn.Module,
+    base,
+    names: list[str],
+    train_size: int,
+    factors=(0.5, 0.75, 1.0, 1.25, 1.5, 2.0),
+    batch_size: int = 8,
+    device: str | torch.device | None = None,
+) -> list[dict]:
+    """Metrics of images ``names`` of ``base`` shown at ``factor`` x the training size, per factor.
+
+    The same ground at other pixel sizes: how much a model depends on the scale it was trained
+    at. Images are resized to round(factor x train_size) and padded with black to a multiple
+    of 32 (the models' stride); the padding is left out of the metrics.
+    """
+    device = _device_of(model, device)
+    model.eval()
+    rows = []
+    for factor in factors:
+        size = max(8, round(train_size * factor))
+        padded = -(-size // 32) * 32
+        cm = torch.zeros(2, 2, dtype=torch.int64)
+        for batch in DataLoader(DatasetView(base, names, eval_transform(size)), batch_size=batch_size):
+            images = F.pad(batch["image"], (0, padded - size, 0, padded - size)).to(device)
+            prediction = model(images)[:, :, :size, :size].argmax(1).cpu()
+            cm += confusion_matrix(prediction, batch["mask"], 2)
+        rows.append({"factor": factor, "size": size, "pixels": int(cm.sum()), **segmentation_metrics(cm)})
+    return rows

@@ -58,7 +58,15 @@ from .provenance import provenance
 from .run_data import model_gsd
 from .runtime import select_device
 
-__all__ = ["OUTPUT_NAMES", "checkpoint_gsd", "inference_scale", "window_weights", "map_scene", "scene_metrics"]
+__all__ = [
+    "OUTPUT_NAMES",
+    "checkpoint_gsd",
+    "inference_scale",
+    "window_weights",
+    "map_scene",
+    "scene_metrics",
+    "scale_sweep",
+]
 
 OUTPUT_NAMES = ("probability.tif", "mask.tif", "landslides.gpkg", "landslides.geojson", "quicklook.png", "map.json")
 VECTOR_DRIVERS = {"gpkg": "GPKG", "geojson": "GeoJSON"}
@@ -309,9 +317,12 @@ def map_scene(
     return summary
 
 
-def scene_metrics(mask_path: str | Path, truth_path: str | Path) -> dict[str, float]:
+def scene_metrics(
+    mask_path: str | Path, truth_path: str | Path, rows: tuple[int, int] | None = None
+) -> dict[str, float]:
     """Segmentation metrics of a mapped ``mask.tif`` against a true mask of the same grid (any
-    raster: 0 background, non-zero landslide), counted block by block over the mask's valid pixels."""
+    raster: 0 background, non-zero landslide), counted block by block over the mask's valid pixels
+    (only rows ``rows[0]`` to ``rows[1]`` with ``rows``, e.g. the half of a scene kept unseen)."""
     matrix = np.zeros((2, 2), np.int64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
@@ -320,10 +331,35 @@ def scene_metrics(mask_path: str | Path, truth_path: str | Path) -> dict[str, fl
                 raise DataError(
                     f"{truth_path} is {truth.width} x {truth.height} but the map is {mapped.width} x {mapped.height}"
                 )
-            for window in scene_blocks(mapped.height, mapped.width):
+            first, last = rows or (0, mapped.height)
+            for window in scene_blocks(last - first, mapped.width):
+                window = Window(window.col_off, window.row_off + first, window.width, window.height)
                 prediction, expected = mapped.read(1, window=window), truth.read(1, window=window) > 0
                 valid = prediction != MASK_NODATA
                 matrix += np.bincount(
                     expected[valid].astype(np.int64) * 2 + prediction[valid].astype(np.int64), minlength=4
                 ).reshape(2, 2)
     return segmentation_metrics(torch.from_numpy(matrix))
+
+
+def scale_sweep(
+    scene_path: str | Path,
+    checkpoint: str | Path,
+    truth_path: str | Path,
+    scales,
+    out_root: str | Path,
+    rows: tuple[int, int] | None = None,
+    **map_options,
+) -> list[dict]:
+    """Map the scene at each of ``scales`` (into ``out_root/scale-<s>``) and score it against the truth.
+
+    Answers "at which resolution should this model see this scene?": one row per scale with
+    the metrics, the seconds and the mapped folder.
+    """
+    result = []
+    for scale in scales:
+        folder = Path(out_root) / f"scale-{scale:g}"
+        summary = map_scene(scene_path, checkpoint, folder, scale=scale, overwrite=True, **map_options)
+        metrics = scene_metrics(folder / "mask.tif", truth_path, rows)
+        result.append({"scale": scale, **metrics, "seconds": summary["seconds"], "folder": str(folder)})
+    return result

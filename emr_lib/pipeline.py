@@ -74,7 +74,7 @@ def _parameters_for(notebooks: list[Path], common: dict, extra: dict) -> dict[Pa
     return {nb: {**common, **{k: v for k, v in extra.items() if k in names}} for nb, names in declared.items()}
 
 
-SCENE_NOTEBOOKS = ("01", "07")  # the notebooks that tile the large UAV scene
+SCENE_NOTEBOOKS = ("01", "07", "08")  # the notebooks that tile or map the large UAV scene
 
 
 def scene_warning(data: str, scene_dir: Path | None, notebooks: list[Path]) -> str | None:

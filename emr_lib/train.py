@@ -40,11 +40,18 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm.auto import tqdm
 
-from .checkpoints import CHECKPOINT_FORMAT, CheckpointError, atomic_save, atomic_write, load_checkpoint
+from .checkpoints import (
+    CHECKPOINT_FORMAT,
+    CheckpointError,
+    atomic_save,
+    atomic_write,
+    build_run_model,
+    load_checkpoint,
+)
 from .efficiency import count_parameters
 from .inference import evaluate, per_image_confusion
 from .metrics import format_metrics
-from .models import backbone_of, build_model
+from .models import backbone_of
 from .profiles import TrainConfig
 from .provenance import provenance
 from .run_data import RunDatasets, run_datasets
@@ -66,7 +73,6 @@ __all__ = [
     "resume_state",
     "run_record",
     "evaluate_best",
-    "build_run_model",
     "train",
     "TrainState",
 ]
@@ -414,23 +420,6 @@ def train(
         atomic_write(json.dumps(record, indent=1), out_dir / "record.json")
     ctx.barrier()
     return record
-
-
-def build_run_model(config: TrainConfig) -> nn.Module:
-    """The run's model: from scratch, with ImageNet weights (``pretrained``), or a checkpoint's (``init``)."""
-    model = build_model(config.model, config.num_classes, pretrained=config.pretrained, **config.model_options)
-    if config.init:
-        state = load_checkpoint(config.init)
-        wanted = (config.model, json.loads(json.dumps(config.model_options)), config.num_classes)
-        held = (state["model_name"], state["model_options"], state["num_classes"])
-        if held != wanted:
-            raise CheckpointError(
-                f"{config.init} holds {held[0]!r} with options {held[1]} ({held[2]} classes), but this run trains "
-                f"{wanted[0]!r} with {wanted[1]} ({wanted[2]} classes): fine-tune the checkpoint's own model "
-                f"(--model {held[0]} and the same options) or start from another checkpoint"
-            )
-        model.load_state_dict(state["model"])
-    return model
 
 
 def _backbone_parameters(model: nn.Module, config: TrainConfig) -> list:

@@ -27,6 +27,8 @@ __all__ = [
     "plot_overlays",
     "plot_metric_comparison",
     "plot_scene",
+    "plot_map",
+    "plot_scale_curves",
     "save_figure",
     "OVERLAY_COLOURS",
 ]
@@ -201,6 +203,47 @@ def plot_scene(image, truth, pred, max_side: int = 1200, title: str | None = Non
     ax.axis("off")
     if title:
         ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_map(map_dir: str | Path, scene_path: str | Path, max_side: int = 1000, title: str | None = None):
+    """A mapped scene (:func:`emr_lib.mapping.map_scene`) shrunk for display, with its landslide
+    polygons outlined in yellow: what QGIS shows when both files are opened."""
+    import pyogrio.raw
+    import shapely
+
+    from .geo import open_scene
+
+    map_dir = Path(map_dir)
+    vector = next(p for p in (map_dir / "landslides.gpkg", map_dir / "landslides.geojson") if p.is_file())
+    scene = open_scene(scene_path, gsd=1.0)  # the ground size does not matter for a picture
+    try:
+        rgb, _ = scene.overview(max_side)
+        to_pixels, shrink = ~scene.transform, scene.width / rgb.shape[1]
+    finally:
+        scene.close()
+    fig, ax = plt.subplots(figsize=(8, 8 * rgb.shape[0] / rgb.shape[1]))
+    ax.imshow(rgb)
+    for polygon in shapely.from_wkb(pyogrio.raw.read(vector)[2]):
+        columns, rows = to_pixels * np.asarray(polygon.exterior.coords).T
+        ax.plot(np.asarray(columns) / shrink, np.asarray(rows) / shrink, color="yellow", linewidth=0.9)
+    ax.axis("off")
+    ax.set_title(title or f"{Path(scene_path).name}: mapped landslides")
+    fig.tight_layout()
+    return fig
+
+
+def plot_scale_curves(curves: dict[str, Sequence[dict]], key: str = "mIoU", xlabel: str = "scale"):
+    """``key`` (in %) against ``scale`` for each labelled curve, e.g. a model with and without
+    scale jitter; a dashed line marks scale 1 (the training resolution)."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for label, rows in curves.items():
+        x = [row.get("scale", row.get("factor")) for row in rows]
+        ax.plot(x, [100 * row[key] for row in rows], "o-", label=label)
+    ax.axvline(1.0, color="grey", linestyle="--", linewidth=0.8)
+    ax.set(xscale="log", xlabel=xlabel, ylabel=f"{key} (%)")
+    ax.legend()
     fig.tight_layout()
     return fig
 

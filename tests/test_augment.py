@@ -7,6 +7,7 @@ from emr_lib.augment import (
     RandomFlip,
     RandomRotate90,
     RandomRotation,
+    RandomScale,
     center_rep,
     train_transform,
 )
@@ -130,3 +131,21 @@ def test_compose_is_reproducible_with_torch_seed():
         assert np.array_equal(a, c) and np.array_equal(b, d)
     assert first[0][0].shape == (32, 32, 3)
     assert isinstance(transform, Compose)
+
+
+def test_random_scale_keeps_the_size_and_a_binary_mask():
+    image = np.random.default_rng(0).integers(1, 255, (64, 64, 3), dtype=np.uint8)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[16:48, 16:48] = 1
+    rng, factors = np.random.default_rng(0), []
+    for _ in range(20):
+        ops = []
+        out_image, out_mask = RandomScale(0.5, 2.0)(image, mask, rng, ops)
+        factors.append(ops[0]["factor"])
+        assert out_image.shape == image.shape and set(np.unique(out_mask)) <= {0, 1}
+        if factors[-1] < 0.9:  # shrunk: the padding is no-data black
+            assert (out_image == 0).all(axis=2).any()
+    assert min(factors) < 0.8 and max(factors) > 1.3
+    recipe = train_transform(64, scale_jitter=[0.5, 2.0])
+    assert isinstance(recipe.transforms[-1], RandomScale)
+    assert not any(isinstance(step, RandomScale) for step in train_transform(64).transforms)  # off by default

@@ -124,6 +124,15 @@ def test_tiling_with_overlap_reaches_the_borders():
         tile_scene(image[:20], tile=32)
 
 
+def test_tiles_can_be_kept_to_a_region_so_the_rest_stays_unseen():
+    image = np.full((100, 130, 3), 50, np.uint8)
+    top = tile_scene(image, tile=32, stride=16, region=(0, 0, 130, 50))
+    assert all(w.y + w.size <= 50 for w in top.windows) and max(w.y for w in top.windows) == 50 - 32
+    assert {w.x for w in top.windows} >= {0, 130 - 32}
+    with pytest.raises(DataError, match="region .* not a box inside the scene"):
+        tile_scene(image, tile=32, region=(0, 60, 130, 50))
+
+
 def test_tile_scene_saves_a_folder_dataset(tmp_path):
     image = np.random.default_rng(0).integers(1, 255, (64, 96, 3), dtype=np.uint8)
     mask = np.zeros((64, 96), np.uint8)

@@ -28,3 +28,15 @@ def test_per_image_confusion_matrices_sum_to_the_dataset_matrix():
     assert np.array(list(matrices.values())).sum(axis=0).tolist() == total.tolist()
     rows = per_image_metrics(model, dataset)
     assert [r["confusion_matrix"] for r in rows] == list(matrices.values())
+
+
+def test_scale_curve_scores_each_size_and_leaves_the_padding_out():
+    from emr_lib.data import SyntheticLandslides
+    from emr_lib.inference import scale_curve
+
+    model = build_model("hrnet", width="18_small")
+    dataset = SyntheticLandslides(4, size=64, seed=1)
+    rows = scale_curve(model, dataset, dataset.names, 64, factors=(0.5, 1.25), batch_size=2)
+    assert [(r["factor"], r["size"]) for r in rows] == [(0.5, 32), (1.25, 80)]  # 80 px is padded to 96
+    for row in rows:  # every pixel of every image counted once, none of the padding
+        assert row["pixels"] == 4 * row["size"] ** 2 and 0 <= row["mIoU"] <= 1

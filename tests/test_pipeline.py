@@ -63,6 +63,7 @@ def test_real_data_with_a_synthetic_scene_is_warned_about(tmp_path):
     notebooks = list_notebooks(REPO)
     message = scene_warning("/data/bijie-224", None, notebooks)
     assert "01_data_exploration.ipynb" in message and "07_generalisation.ipynb" in message
+    assert "08_mapping.ipynb" in message
     assert "--scene DIR or EMR_SCENE" in message
     assert scene_warning("/data/bijie-224", None, _select(notebooks, ["03,05"])) is None  # no scene used
     assert scene_warning("/data/bijie-224", tmp_path, notebooks) is None  # a scene was found

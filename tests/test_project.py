@@ -32,6 +32,7 @@ def test_extras_hold_what_the_notebooks_and_tests_need():
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     notebooks = {_name(d) for d in extras["notebooks"]}
     assert {"jupyterlab", "ipywidgets", "papermill", "ipykernel", "matplotlib"} <= notebooks
+    assert {"rasterio", "shapely", "pyogrio", "onnx", "onnxruntime"} <= notebooks  # map, export, notebook 08
     assert {"pytest", "nbval", "papermill"} <= {_name(d) for d in extras["test"]}
 
 
@@ -47,7 +48,7 @@ def test_notebook_badges_and_install_cells_point_at_the_repository():
     repository = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
     github_path = repository.removeprefix("https://github.com/")
     notebooks = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    assert len(notebooks) == 7
+    assert len(notebooks) == 8
     for path in notebooks:
         cells = json.loads(path.read_text())["cells"]
         title, install = "".join(cells[0]["source"]), "".join(cells[1]["source"])
@@ -75,7 +76,8 @@ def test_every_room_of_the_library_stays_small():
 
 def test_tests_mirror_the_modules_they_test():
     modules = ("inference", "checkpoints", "train", "runs", "runtime", "run_data", "paths", "figures", "notebook")
-    for module in (*modules, "experiments", "expansion", "profiles", "uncertainty", "study", "docsite", "doctor"):
+    more = ("experiments", "expansion", "profiles", "uncertainty", "study", "docsite", "doctor", "mapping", "export")
+    for module in (*modules, *more):
         assert (REPO / "emr_lib" / f"{module}.py").is_file() and (REPO / "tests" / f"test_{module}.py").is_file()
 
 
@@ -87,3 +89,26 @@ def test_reproduction_ledger_is_current_and_covers_every_table_and_figure():
     assert {f"Table {n}" for n in range(1, 8)} | {f"Figure {n}" for n in range(1, 13)} <= named
     statuses = ("reproduced", "direction reproduced", "not reproduced", "not detected", "cannot run here", "Bijie")
     assert all(item.status.format(table2=_table2_status(REPO)).startswith(statuses) for item in PAPER_ITEMS)
+
+
+def test_episodes_have_exercises_each_followed_by_a_hidden_solution():
+    for number in ("01", "02", "03", "04", "05", "07"):
+        path = next((REPO / "notebooks").glob(f"{number}_*.ipynb"))
+        cells = json.loads(path.read_text())["cells"]
+        exercises = [i for i, cell in enumerate(cells) if "exercise" in cell["metadata"].get("tags", [])]
+        assert len(exercises) >= 2, f"{path.name}: {len(exercises)} exercise cells"
+        for i in exercises:
+            solution = cells[i + 1]
+            assert cells[i]["cell_type"] == "markdown" and solution["cell_type"] == "code", path.name
+            tags = solution["metadata"].get("tags", [])
+            assert "solution" in tags and "hide-input" in tags, f"{path.name}: cell {i + 1} is no collapsed solution"
+            assert solution["metadata"].get("jupyter", {}).get("source_hidden"), f"{path.name}: solution shown"
+
+
+def test_every_notebook_is_an_episode_with_questions_minutes_and_key_points():
+    for path in sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        intro = "".join(cells[0]["source"])
+        for part in ("**Questions**", "**What you will learn**", "**Time to run**", "**Teaching:**"):
+            assert part in intro, f"{path.name}: no {part} at the top"
+        assert "".join(cells[-1]["source"]).startswith("## Key points"), f"{path.name}: no key points at the end"

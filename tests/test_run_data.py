@@ -2,7 +2,7 @@ import pytest
 
 from emr_lib.data import DataError
 from emr_lib.profiles import get_config
-from emr_lib.run_data import run_datasets
+from emr_lib.run_data import model_gsd, run_datasets
 
 
 def test_a_config_gives_its_splits_and_a_dataset_per_split(tmp_path):
@@ -37,3 +37,11 @@ def test_several_datasets_train_as_one_with_each_split_alike(tmp_path):
     assert data.test[0]["name"].startswith("first.")
     single = run_datasets(get_config("quick", data=str(first), size=64))
     assert data.base.read(0)[0].tobytes() == single.base.read(0)[0].tobytes() and single.parts == {}
+
+
+def test_the_model_ground_pixel_size_follows_the_resizing(real_data):
+    quick = get_config("quick", synthetic_n=8, synthetic_size=128, size=64)
+    assert model_gsd(quick) == pytest.approx(2.0)  # nominal 1 m synthetic scenes, shrunk 2x
+    assert model_gsd(get_config("quick", data=str(real_data / "bijie-224"), size=160)) == pytest.approx(0.8 * 224 / 160)
+    assert model_gsd(get_config("quick", data=str(real_data / "bijie-224"), size=160, gsd=0.5)) == pytest.approx(0.7)
+    assert run_datasets(quick).model_gsd == pytest.approx(2.0)

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from conftest import REPO
-from emr_lib.checkpoints import CheckpointError, load_checkpoint, model_from_checkpoint
+from emr_lib.checkpoints import CheckpointError, build_run_model, load_checkpoint, model_from_checkpoint
+from emr_lib.cli import main
 from emr_lib.inference import evaluate
 from emr_lib.profiles import get_config
 from emr_lib.run_data import run_datasets
@@ -168,3 +169,21 @@ def test_asking_for_downloaded_weights_offline_names_the_file_to_fetch(tmp_path,
 
     with pytest.raises(PretrainedWeightsError, match=r"huggingface.co/timm/hrnet_w18_small.* --set pretrained="):
         train(_tiny(epochs=1, pretrained=True), tmp_path, progress=False)
+
+
+def test_init_fine_tunes_a_checkpoint_and_refuses_another_model(tmp_path, capsys):
+    train(_tiny(epochs=1), tmp_path / "a", progress=False)
+    checkpoint = tmp_path / "a" / "best.pt"
+    saved = load_checkpoint(checkpoint)["model"]
+    start = build_run_model(_tiny(init=str(checkpoint))).state_dict()
+    assert all(torch.equal(start[k], saved[k]) for k in saved)
+    with pytest.raises(CheckpointError, match="holds 'emr_hrnet'.*fine-tune the checkpoint's own model"):
+        build_run_model(_tiny(init=str(checkpoint), model="hrnet"))
+    settings = [f"--set={k}={v}" for k, v in TINY.items() if k != "epochs"] + ["--set=epochs=1"]
+    args = ["train", "--init", str(checkpoint), "--out", str(tmp_path / "b"), "--no-progress", *settings]
+    assert main(args) == 0  # no --model: the checkpoint's model and options
+    record = json.loads((tmp_path / "b" / "record.json").read_text())
+    assert record["config"]["init"] == str(checkpoint) and record["model"] == "emr_hrnet"
+    assert record["model_gsd_m"] == pytest.approx(1.0) and load_checkpoint(tmp_path / "b" / "best.pt")["model_gsd_m"]
+    assert main([*args[: -len(settings)], "--model", "hrnet", "--overwrite", *settings]) == 2
+    assert "fine-tune" in capsys.readouterr().err

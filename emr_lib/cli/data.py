@@ -54,8 +54,36 @@ def _cmd_data_synthetic(args: argparse.Namespace) -> None:
     print(f"wrote {args.n} synthetic scenes of {args.size} px to {args.dest}")
 
 
+def _region(args: argparse.Namespace) -> tuple[int, int, int, int] | None:
+    """``--region x0,y0,x1,y1`` in pixels, or in the scene's map coordinates with ``--region-units map``."""
+    if args.region is None:
+        return None
+    try:
+        values = [float(v) for v in args.region.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 4:
+        raise CLIError(f"--region takes four numbers x0,y0,x1,y1, got {args.region!r}")
+    if args.region_units == "pixels":
+        return tuple(round(v) for v in values)
+    import rasterio  # map coordinates need the scene's transform
+
+    with rasterio.open(args.image) as src:
+        if src.crs is None:
+            raise CLIError(f"{args.image} has no coordinates: give --region in pixels")
+        rows, cols = rasterio.transform.rowcol(src.transform, values[0::2], values[1::2])
+    return (min(cols), min(rows), max(cols), max(rows))
+
+
 def _cmd_data_tile(args: argparse.Namespace) -> None:
-    tiles = tile_scene(args.image, args.mask, tile=args.tile, stride=args.stride, max_nodata=args.max_nodata)
+    image, mask, name = args.image, args.mask, None
+    if Path(args.image).suffix.lower() in (".tif", ".tiff"):  # GeoTIFFs through GDAL (any compression)
+        from ..geo import read_raster
+
+        image, mask, name = read_raster(args.image), read_raster(args.mask), Path(args.image).stem
+    tiles = tile_scene(
+        image, mask, tile=args.tile, stride=args.stride, max_nodata=args.max_nodata, name=name, region=_region(args)
+    )
     tiles.save(args.dest)
     print(f"wrote {len(tiles)} tiles of {args.tile} px to {args.dest} (coverage {tiles.coverage():.1%})")
 
@@ -122,6 +150,14 @@ def _add_data(commands) -> None:
     tile.add_argument("--tile", type=int, default=512, help="tile size in pixels (default 512)")
     tile.add_argument("--stride", type=int, default=None, help="step between tiles (default: the tile size)")
     tile.add_argument("--max-nodata", type=float, default=0.5, help="skip tiles with more no-data (black) than this")
+    tile.add_argument(
+        "--region",
+        metavar="X0,Y0,X1,Y1",
+        help="cut tiles only inside this box (pixels; the rest of the scene stays unseen, e.g. for testing)",
+    )
+    tile.add_argument(
+        "--region-units", choices=["pixels", "map"], default="pixels", help="--region in pixels or map coordinates"
+    )
     tile.set_defaults(func=_cmd_data_tile)
 
 

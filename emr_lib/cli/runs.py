@@ -13,12 +13,13 @@ from ..data import (
 )
 from ..experiments import run_table, table_rows, table_runs
 from ..figures import FigureStore, table_markdown, write_figures_index
-from ..inference import evaluate
+from ..inference import evaluate, scale_curve
 from ..metrics import format_metrics
 from ..models import list_models
 from ..notebook import Context
 from ..paths import project_root, resolve_data
 from ..profiles import PROFILES, TrainConfig, apply_overrides, get_config, parse_override
+from ..provenance import provenance
 from ..run_data import run_datasets
 from ..runs import run_or_reuse
 from ..runtime import select_device
@@ -74,14 +75,35 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     config.data = resolve_data(data_option(args.data))
     config.split_dir = args.split_dir or config.split_dir
     config.size = args.size or config.size
-    dataset = run_datasets(config).view(args.split)
+    data = run_datasets(config)
+    dataset = data.view(args.split)
     device = select_device(args.device or "auto")
+    if args.scales:
+        _evaluate_scales(args, model.to(device), data, config, device)
+        return
     metrics, cm = evaluate(model.to(device), dataset, config.batch_size, device)
     print(f"{state['model_name']} epoch {state['epoch']} on {config.data} ({args.split}, {len(dataset)} images):")
     print(format_metrics(metrics))
     if args.json:
         result = {"metrics": metrics, "confusion_matrix": cm.tolist(), "checkpoint": str(args.checkpoint)}
         Path(args.json).write_text(json.dumps({**result, "data": config.data, "split": args.split}, indent=1))
+
+
+def _evaluate_scales(args, model, data, config: TrainConfig, device) -> None:
+    """``evaluate --scales``: the split at several multiples of the training size."""
+    names = data.base.names if args.split == "all" else data.splits.get(args.split)
+    if not names:
+        raise CLIError(f"split {args.split!r} not found; the data has {sorted(data.splits)}")
+    rows = scale_curve(model, data.base, names, config.size, args.scales, config.batch_size, device)
+    print(f"{config.model} on {config.data} ({args.split}, {len(names)} images), trained at {config.size} px:")
+    print(f"{'scale':>6} {'size':>5} {'mIoU':>6} {'IoU_ls':>6}")
+    for row in rows:
+        print(f"{row['factor']:>6.2f} {row['size']:>5d} {100 * row['mIoU']:>6.2f} {100 * row['IoU_landslide']:>6.2f}")
+    if args.json:
+        result = {"checkpoint": str(args.checkpoint), "data": config.data, "split": args.split, "scales": rows}
+        result["trained_at_commit"] = load_checkpoint(args.checkpoint).get("versions", {}).get("commit")
+        result["provenance"] = provenance(device)
+        Path(args.json).write_text(json.dumps(result, indent=1))
 
 
 def _table_context(args: argparse.Namespace, seed: int) -> Context:
@@ -195,6 +217,13 @@ def _add_evaluate(commands) -> None:
     ev.add_argument("--split-dir", help="folder of split files (default: made as in training)")
     ev.add_argument("--model", help="check that the checkpoint holds this model")
     ev.add_argument("--size", type=int, help="input size (default: the training size)")
+    ev.add_argument(
+        "--scales",
+        type=float,
+        nargs="+",
+        metavar="F",
+        help="evaluate at these multiples of the training size instead (e.g. 0.5 0.75 1 1.5 2): scale robustness",
+    )
     ev.add_argument("--device", help="auto (default), cpu, cuda, mps")
     ev.add_argument("--json", help="also write the metrics and confusion matrix to this JSON file")
     ev.set_defaults(func=_cmd_evaluate)

@@ -73,8 +73,12 @@ def tile_scene(
     nodata: int | tuple[int, int, int] = 0,
     name: str | None = None,
     transform: Transform | None = None,
+    region: tuple[int, int, int, int] | None = None,
 ) -> SceneTiles:
     """Cut a scene into ``tile`` x ``tile`` windows every ``stride`` pixels (default: no overlap).
+
+    With ``region`` = (x0, y0, x1, y1) in pixels, only windows wholly inside that box are cut,
+    so the rest of the scene stays unseen (e.g. fine-tune on the top half, test on the bottom).
 
     A pixel is no-data when all its channels equal ``nodata`` (black outside the flown
     area of an orthophoto); windows with more than ``max_nodata`` of such pixels are
@@ -102,9 +106,15 @@ def tile_scene(
     if mask.shape != image.shape[:2]:
         raise DataError(f"mask shape {mask.shape} differs from the scene's {image.shape[:2]}")
     nodata_value = np.asarray(nodata, np.uint8).reshape(-1)
+    x0, y0, x1, y1 = region if region is not None else (0, 0, image.shape[1], image.shape[0])
+    if not (0 <= x0 < x1 <= image.shape[1] and 0 <= y0 < y1 <= image.shape[0]):
+        raise DataError(
+            f"region {region} is not a box inside the scene (x0,y0,x1,y1 with 0 <= x0 < x1 <= {image.shape[1]} "
+            f"and 0 <= y0 < y1 <= {image.shape[0]})"
+        )
     windows = []
-    for y in tile_positions(image.shape[0], tile, stride):
-        for x in tile_positions(image.shape[1], tile, stride):
+    for y in (y0 + p for p in tile_positions(y1 - y0, tile, stride)):
+        for x in (x0 + p for p in tile_positions(x1 - x0, tile, stride)):
             fraction = float(np.all(image[y : y + tile, x : x + tile] == nodata_value, axis=2).mean())
             if fraction <= max_nodata:
                 windows.append(TileWindow(y, x, tile, fraction))
