@@ -1,6 +1,6 @@
 """Benchmark: peak memory and throughput of ``map`` on synthetic GeoTIFFs of growing size.
 
-    python benchmarks/bench_map.py [--sizes 4096 16384] [--checkpoint CKPT] [--window 512]
+    python benchmarks/bench_map.py [--sizes 4096 16384] [--checkpoint CKPT] [--window PX]
 
 Writes georeferenced synthetic scenes of each side (UTM, 1 m, black no-data border) and
 maps each in a fresh process, which reports its peak resident memory (``ru_maxrss``) and
@@ -30,7 +30,7 @@ CHILD = """
 import json, resource, sys, warnings
 warnings.simplefilter("ignore")
 from emr_lib.mapping import map_scene
-summary = map_scene(sys.argv[1], sys.argv[2], sys.argv[3], window=int(sys.argv[4]), progress=False)
+summary = map_scene(sys.argv[1], sys.argv[2], sys.argv[3], window=int(sys.argv[4]) or None, progress=False)
 print(json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "seconds": summary["seconds"], "mpx_per_s": summary["megapixels_per_s"]}))
 """
@@ -40,7 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", type=int, default=[4096, 16384])
     parser.add_argument("--checkpoint", help="a trained checkpoint (default: a quick-profile model trained here)")
-    parser.add_argument("--window", type=int, default=512)
+    parser.add_argument("--window", type=int, default=0, help="window in model pixels (default: the training size)")
     parser.add_argument("--out", default="runs/benchmarks/map.json")
     args = parser.parse_args()
     rows = []

@@ -226,7 +226,7 @@ def map_scene(
     bands: tuple[int, ...] | None = None,
     gsd: float | None = None,
     scale: float | None = None,
-    window: int = 512,
+    window: int | None = None,
     overlap: int | None = None,
     batch_size: int = 4,
     tta: bool = False,
@@ -239,12 +239,15 @@ def map_scene(
 ) -> dict:
     """Map the landslides of ``scene_path`` with the model of ``checkpoint`` into ``out_dir``.
 
-    ``window`` and ``overlap`` (default: a quarter window) are in model pixels, ``window`` a
-    multiple of 32. ``min_area``
+    ``window`` (default: the training size) and ``overlap`` (default: a quarter window) are in
+    model pixels, ``window`` a multiple of 32. The training size is the safe default: EMR-HRNet's
+    attention blocks pool over the whole window, so a much larger window changes what they see. ``min_area``
     drops polygons smaller than this many m² (pixels for a scene of unknown ground size;
     default: 16 scene pixels). Returns the summary also written to ``map.json``.
     """
     started, out_dir = time.perf_counter(), Path(out_dir)
+    state = load_checkpoint(checkpoint)
+    window = window or int(state.get("config", {}).get("size", 512))
     if window % 32 or window < 32:
         raise DataError(f"--window must be a multiple of 32 pixels, got {window}")
     overlap = window // 4 if overlap is None else overlap
@@ -254,7 +257,6 @@ def map_scene(
         raise DataError(f"--format must be one of {list(VECTOR_DRIVERS)}, got {vector_format!r}")
     _check_out_dir(out_dir, overwrite)
     made_out_dir = not out_dir.exists()
-    state = load_checkpoint(checkpoint)
     torch_device = select_device(device or "auto")
     model = deploy(model_from_checkpoint(state)).to(torch_device)
     trained_gsd = checkpoint_gsd(state)

@@ -75,7 +75,9 @@ def add(commands) -> None:
         "--gsd", type=float, help="the scene's ground pixel size in metres (needed without a projected CRS)"
     )
     mapper.add_argument("--scale", type=float, help="resample by this factor instead of matching ground pixel sizes")
-    mapper.add_argument("--window", type=int, default=512, help="window side in model pixels (default 512)")
+    mapper.add_argument(
+        "--window", type=int, help="window side in model pixels (default: the training size, which the model knows)"
+    )
     mapper.add_argument("--overlap", type=int, help="overlap of windows in model pixels (default: a quarter window)")
     mapper.add_argument("--batch-size", type=int, default=4)
     mapper.add_argument("--tta", action="store_true", help="average over flips (4x slower, a little smoother)")
