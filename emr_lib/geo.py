@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import rasterio.shutil
+import rasterio.windows
 import shapely
 from rasterio.enums import MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
@@ -251,44 +252,62 @@ def _pixel_window(bounds: tuple[float, float, float, float], raster) -> Window:
     return Window(col0, row0, max(1, col1 - col0), max(1, row1 - row0))
 
 
-def polygons_from_mask(
-    mask_path: str | Path, probability_path: str | Path, gsd_m: float | None, min_area: float = 0.0
-) -> tuple[list, list[float], list[float]]:
-    """Landslide polygons of a mask GeoTIFF, with their area and mean probability.
+def _mask_polygons(mask_path: str | Path, area_per_unit: float, min_area: float) -> list:
+    """Simplified landslide polygons of a mask GeoTIFF, at least ``min_area`` large.
 
-    Read block by block; pieces cut by block edges are merged. Polygons are simplified to
-    the pixel size; those smaller than ``min_area`` (m², or pixels when the ground size is
-    unknown) are dropped. Areas are in m² when the pixel size is known, else in pixels.
+    Read block by block. A piece inside its block is final at once (simplified, kept if large
+    enough), so memory holds simplified polygons only; pieces that touch a block's edge may
+    go on in the next block and are merged at the end, then simplified.
     """
-    pieces = []
+    finished, edge_pieces = [], []
     with rasterio.open(mask_path) as src:
         pixel = abs(src.transform.a)
         for window in scene_blocks(src.height, src.width):
             block = src.read(1, window=window)
             landslide = block == 1
-            if landslide.any():
-                transform = src.window_transform(window)
-                pieces += [shapely.geometry.shape(g) for g, _ in shapes(block, mask=landslide, transform=transform)]
-    if not pieces:
-        return [], [], []
-    merged = shapely.unary_union(pieces)
-    polygons = [p.simplify(pixel, preserve_topology=True) for p in getattr(merged, "geoms", [merged])]
+            if not landslide.any():
+                continue
+            left, bottom, right, top = rasterio.windows.bounds(window, src.transform)
+            inner = (min(left, right) + pixel / 2, min(bottom, top) + pixel / 2)
+            outer = (max(left, right) - pixel / 2, max(bottom, top) - pixel / 2)
+            for geometry, _ in shapes(block, mask=landslide, transform=src.window_transform(window)):
+                piece = shapely.geometry.shape(geometry)
+                x0, y0, x1, y1 = piece.bounds
+                if x0 < inner[0] or y0 < inner[1] or x1 > outer[0] or y1 > outer[1]:
+                    edge_pieces.append(piece)
+                elif piece.area * area_per_unit >= min_area:
+                    finished.append(piece.simplify(pixel, preserve_topology=True))
+    merged = shapely.unary_union(edge_pieces) if edge_pieces else shapely.geometry.Polygon()
+    for polygon in getattr(merged, "geoms", [merged]):
+        if not polygon.is_empty and polygon.area * area_per_unit >= min_area:
+            finished.append(polygon.simplify(pixel, preserve_topology=True))
+    return finished
+
+
+def polygons_from_mask(
+    mask_path: str | Path, probability_path: str | Path, gsd_m: float | None, min_area: float = 0.0
+) -> tuple[list, list[float], list[float]]:
+    """Landslide polygons of a mask GeoTIFF, with their area and mean probability.
+
+    Pieces cut by block edges are merged; polygons are simplified to the pixel size; those
+    smaller than ``min_area`` (m², or pixels when the ground size is unknown) are dropped.
+    Areas are in m² when the pixel size is known, else in pixels.
+    """
+    with rasterio.open(mask_path) as src:
+        pixel = abs(src.transform.a)
     # area in m²: map units when projected; pixels times gsd² when the scene has no coordinates
     area_per_unit = (gsd_m / pixel) ** 2 if gsd_m else 1.0
-    kept, areas, means = [], [], []
+    polygons = _mask_polygons(mask_path, area_per_unit, min_area)
+    areas, means = [], []
     with rasterio.open(probability_path) as prob:
         for polygon in polygons:
-            area = polygon.area * area_per_unit
-            if area < min_area or polygon.is_empty:
-                continue
             window = _pixel_window(polygon.bounds, prob)
             values = prob.read(1, window=window)
             inside = geometry_mask([polygon], values.shape, prob.window_transform(window), invert=True)
             inside &= values >= 0
-            kept.append(polygon)
-            areas.append(float(area))
+            areas.append(float(polygon.area * area_per_unit))
             means.append(float(values[inside].mean()) if inside.any() else math.nan)
-    return kept, areas, means
+    return polygons, areas, means
 
 
 def write_polygons(path: str | Path, polygons: list, areas: list[float], means: list[float], crs, driver: str) -> None:
@@ -296,17 +315,19 @@ def write_polygons(path: str | Path, polygons: list, areas: list[float], means: 
     import pyogrio.raw
 
     geometry = shapely.to_wkb(np.array(polygons, dtype=object)) if polygons else np.array([], dtype=object)
-    pyogrio.raw.write(
-        str(path),
-        geometry,
-        [np.asarray(areas, np.float64), np.asarray(means, np.float64)],
-        ["area_m2", "mean_prob"],
-        layer="landslides",
-        driver=driver,
-        geometry_type="Polygon",
-        crs=crs.to_wkt() if crs is not None else None,
-        promote_to_multi=False,
-    )
+    with warnings.catch_warnings():  # a scene without a CRS was already warned about when it was opened
+        warnings.filterwarnings("ignore", "'crs' was not provided", UserWarning)
+        pyogrio.raw.write(
+            str(path),
+            geometry,
+            [np.asarray(areas, np.float64), np.asarray(means, np.float64)],
+            ["area_m2", "mean_prob"],
+            layer="landslides",
+            driver=driver,
+            geometry_type="Polygon",
+            crs=crs.to_wkt() if crs is not None else None,
+            promote_to_multi=False,
+        )
 
 
 def write_synthetic_geotiff(

@@ -127,18 +127,25 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, kind: str) -> 
 
 @dataclass
 class Precision:
-    """Mixed precision on CUDA: bf16 where supported (no scaler needed), else fp16 with a scaler."""
+    """Mixed precision on CUDA: bf16 where supported (no scaler needed), else fp16 with a scaler;
+    on a CPU only with ``cpu_fast``: bf16."""
 
     enabled: bool
     dtype: torch.dtype
     scaler: torch.amp.GradScaler
 
     @classmethod
-    def for_device(cls, device: torch.device, amp: bool) -> Precision:
+    def for_device(cls, device: torch.device, amp: bool, cpu_bf16: bool = False) -> Precision:
+        if device.type == "cpu":  # bf16 needs no scaler
+            return cls(cpu_bf16, torch.bfloat16, torch.amp.GradScaler("cuda", enabled=False))
         use_cuda = device.type == "cuda"
         dtype = torch.bfloat16 if use_cuda and torch.cuda.is_bf16_supported() else torch.float16
         enabled = amp and use_cuda
         return cls(enabled, dtype, torch.amp.GradScaler("cuda", enabled=enabled and dtype == torch.float16))
+
+
+def uses_channels_last(config: TrainConfig, device: torch.device) -> bool:
+    return (config.channels_last and device.type == "cuda") or (config.cpu_fast and device.type == "cpu")
 
 
 def epoch_loader(train_set, config: TrainConfig, epoch: int, ctx: Distributed, workers: int, pin: bool) -> DataLoader:
@@ -179,7 +186,7 @@ def train_one_epoch(
     is safe under DDP, where switching ``requires_grad`` after wrapping the model is not).
     """
     model.train()
-    channels_last = config.channels_last and device.type == "cuda"
+    channels_last = uses_channels_last(config, device)
     loss_sum, count = 0.0, 0
     bar = tqdm(loader, desc=desc, leave=False, disable=not progress)
     for batch in bar:
@@ -352,10 +359,10 @@ def train(
 
     model = build_run_model(config).to(device)
     frozen = _backbone_parameters(model, config)
-    if config.channels_last and device.type == "cuda":
+    if uses_channels_last(config, device):
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, config)
-    precision = Precision.for_device(device, config.amp)
+    precision = Precision.for_device(device, config.amp, cpu_bf16=config.cpu_fast)
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
     state = TrainState()
     if resume and last_path.is_file():

@@ -8,6 +8,7 @@ provenance caption (profile, data, commit) so a figure always says where it came
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -217,7 +218,9 @@ def plot_map(map_dir: str | Path, scene_path: str | Path, max_side: int = 1000, 
 
     map_dir = Path(map_dir)
     vector = next(p for p in (map_dir / "landslides.gpkg", map_dir / "landslides.geojson") if p.is_file())
-    scene = open_scene(scene_path, gsd=1.0)  # the ground size does not matter for a picture
+    with warnings.catch_warnings():  # map_scene already said when the scene has no coordinates
+        warnings.simplefilter("ignore", UserWarning)
+        scene = open_scene(scene_path, gsd=1.0)  # the ground size does not matter for a picture
     try:
         rgb, _ = scene.overview(max_side)
         to_pixels, shrink = ~scene.transform, scene.width / rgb.shape[1]

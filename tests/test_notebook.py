@@ -1,6 +1,13 @@
 import dataclasses
 import json
+import os
+import shutil
+import subprocess
+import sys
 
+import pytest
+
+from conftest import REPO
 from emr_lib.notebook import Context
 from emr_lib.train import train
 
@@ -31,3 +38,31 @@ def test_notebook_runs_are_reused_resumed_and_never_deleted(tmp_path, capsys):
     assert len(kept) == 1
     assert json.loads((kept[0] / "record.json").read_text())["epochs_run"] == 2
     assert ctx.seed_records("demo") == {0: shorter}  # seed 1 ran 2 epochs: not the same settings
+
+
+@pytest.mark.slow
+def test_notebook_03_runs_from_a_built_wheel_in_an_empty_folder(tmp_path):
+    """Colab's situation: the kit installed as a package (not the checkout), the notebook alone in a folder."""
+    wheels, site, work = tmp_path / "wheels", tmp_path / "site", tmp_path / "work"
+    work.mkdir()
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", wheels, REPO], check=True)
+    wheel = next(wheels.glob("emr_hrnet_kit-*.whl"))
+    subprocess.run([*pip, "install", "--no-deps", "--target", site, wheel], check=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EMR_")}
+    env.update(PYTHONPATH=str(site), EMR_PROFILE="quick", EMR_DATA="synthetic")  # the wheel, not the checkout
+    probe = subprocess.run(
+        [sys.executable, "-c", "import emr_lib; print(emr_lib.__file__)"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert probe.stdout.startswith(str(site)), probe.stdout
+    shutil.copy(REPO / "notebooks" / "03_training.ipynb", work)
+    command = [sys.executable, "-m", "papermill", "03_training.ipynb", "executed.ipynb", "--no-progress-bar"]
+    subprocess.run([*command, "-k", "python3"], cwd=work, env=env, check=True, capture_output=True)
+    assert (work / "runs" / "notebooks" / "quick" / "emr_hrnet" / "record.json").is_file()
+    assert (
+        list((work / "figures" / "quick").glob("03_*.png")) and (work / "figures" / "quick" / "manifest.json").is_file()
+    )

@@ -187,3 +187,16 @@ def test_init_fine_tunes_a_checkpoint_and_refuses_another_model(tmp_path, capsys
     assert record["model_gsd_m"] == pytest.approx(1.0) and load_checkpoint(tmp_path / "b" / "best.pt")["model_gsd_m"]
     assert main([*args[: -len(settings)], "--model", "hrnet", "--overwrite", *settings]) == 2
     assert "fine-tune" in capsys.readouterr().err
+
+
+def test_cpu_fast_trains_in_bf16_and_channels_last_and_is_off_by_default(tmp_path):
+    from emr_lib.train import Precision, uses_channels_last
+
+    cpu = torch.device("cpu")
+    assert not Precision.for_device(cpu, amp=True).enabled  # the profiles' default: fp32 on a CPU
+    fast = Precision.for_device(cpu, amp=True, cpu_bf16=True)
+    assert fast.enabled and fast.dtype == torch.bfloat16 and not fast.scaler.is_enabled()
+    assert uses_channels_last(_tiny(cpu_fast=True), cpu) and not uses_channels_last(_tiny(), cpu)
+    record = train(_tiny(epochs=1, cpu_fast=True, device="cpu"), tmp_path, progress=False)
+    assert record["status"] == "finished" and math.isfinite(record["test_metrics"]["loss"])
+    assert not any(get_config(name).cpu_fast for name in ("quick", "workshop", "paper"))
