@@ -65,9 +65,10 @@ PAPER_ITEMS = [
          "`04_predictions.png`", "reproduced (qualitative)"),
     Item("Figure 11: Sichuan predictions", "notebook 04 on prepared Sichuan data", "-", "-",
          "cannot run here: no Sichuan data"),
-    Item("Figure 12: Luding County maps", "notebook 07 maps a whole scene, but here another one (uav-road)",
-         "`pipeline --only 07 --scene DIR`", "`07_scene_prediction.png`",
-         "cannot run here: Luding is not in ../shared; the figure shows another UAV scene"),
+    Item("Figure 12: Luding County maps", "notebooks 07 and 08 map a whole scene, but here another one (uav-road); "
+         "`map` writes GeoTIFFs and polygons for any scene", "`pipeline --only 07,08 --scene DIR`, `map SCENE`",
+         "`07_scene_prediction.png`, `08_finetuned_map.png`",
+         "cannot run here: Luding is not in ../shared; the figures show another UAV scene"),
     Item("The paper profile itself (W32, 512 px, 100 epochs, expansion)", "`--profile paper`; the GPU study",
          "`pipeline --profile paper`, `study gpu`", "-", "cannot run here: no GPU has been lent yet"),
 ]  # fmt: skip
