@@ -66,9 +66,8 @@ def _table5() -> dict[str, RunSpec]:
             specs[block] = _table4()["+DEMA"]
         else:
             options = {"block": block, "rma": False}
-            specs[block] = RunSpec(
-                f"ablation_block_{block}", options=options, overrides={"split_ratios": ABLATION_SPLIT}
-            )
+            overrides = {"centerrep": 0.0, "split_ratios": ABLATION_SPLIT}  # as its DEMA row: no CenterRep
+            specs[block] = RunSpec(f"ablation_block_{block}", options=options, overrides=overrides)
     return specs
 
 

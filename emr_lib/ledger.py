@@ -194,9 +194,11 @@ def _deviations(root: Path) -> list[str]:
         "`pretrained` (a local weights file, or a download) and `freeze_epochs` follow the reference when asked.",
         "- **Model selection on Tables 4-5**: the paper's 4:1 split has no validation part, so the kit picks the "
         "best epoch on the same 20 % it reports (levels slightly optimistic).",
-        "- **Known, not yet fixed** (the reproduction issue): the paper profile's offline expansion applies CenterRep "
-        "whatever `centerrep` says, and the warm-up runs one epoch early (0.2, 0.5, 1.0 of the rate over the first "
-        "three epochs where the reference has 0.1, 0.2, 0.5, 1.0 over four).",
+        "- **Schedule and CenterRep in the paper profile** (fixed): the warm-up follows the reference (0.1, 0.2, "
+        "0.5, 1.0 of the rate over the first four epochs, a test locks it), and `centerrep` governs the offline "
+        "expansion (`record.json` counts `expansion.copies` and `expansion.centerrep_copies`; rows without "
+        "CenterRep have none, rows with it have it once, in the copies). The workshop and quick profiles keep "
+        "their flat first epoch (`warmup_start=1.0`), so their committed tables stay what they produce.",
         "- **Determinism**: runs are bit-identical for a seed on one machine, not always across CPUs (README: "
         "HRNet and EMR-HRNet retrained on another CPU matched to the last digit, PSPNet did not).",
     ]

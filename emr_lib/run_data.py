@@ -13,6 +13,7 @@ configuration's ratios and seed, or read from ``config.split_dir``.
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,6 +134,16 @@ class RunDatasets:
         """sha256 over the names and content of every sample the splits name (the data actually read)."""
         return self.base.fingerprint(sorted({name for names in self.splits.values() for name in names}))
 
+    def expansion(self, out_dir: str | Path) -> dict | None:
+        """``{"copies", "centerrep_copies"}`` of the run's offline expansion (None without one)."""
+        manifest = Path(out_dir) / "expanded" / "manifest.json"
+        if self.config.offline_expansion <= 0 or not manifest.is_file():
+            return None
+        files = json.loads(manifest.read_text())["files"]
+        copies = [f for f in files if f["ops"] or "__aug" in f["file"]]
+        centerrep = [f for f in copies if any(op["op"] == "center_rep" for op in f["ops"])]
+        return {"copies": len(copies), "centerrep_copies": len(centerrep)}
+
     def require(self, *keys: str) -> None:
         for key in keys:
             if not self.splits.get(key):
@@ -142,7 +153,9 @@ class RunDatasets:
         """The training split with the configuration's augmentation.
 
         With ``offline_expansion`` the split is first expanded into ``out_dir/expanded``
-        (once, by the main process; the others wait) and the expanded copies are served.
+        (once, by the main process; the others wait) and the expanded copies are served;
+        ``centerrep`` then applies to the copies only (a row without CenterRep has none, a row
+        with it has it once).
         """
         base, names = self.base, self.splits["train"]
         config, dist = self.config, dist or Distributed()
@@ -151,10 +164,14 @@ class RunDatasets:
                 raise ValueError("an expanded training split needs out_dir to be written to")
             expanded = Path(out_dir) / "expanded"
             if dist.main and not (expanded / "manifest.json").is_file():
-                expand_dataset(base, names, expanded, factor=config.offline_expansion, seed=config.split_seed)
+                # CenterRep goes into the copies (with config.centerrep), not again online below
+                factor, p = config.offline_expansion, config.centerrep
+                expand_dataset(base, names, expanded, factor=factor, centerrep_p=p, seed=config.split_seed)
             dist.barrier()
             base = FolderDataset(expanded / "images", expanded / "masks")
             names = base.names
+            if not config.augment:
+                return DatasetView(base, names, eval_transform(config.size))
         if config.augment:
             transform = train_transform(config.size, centerrep=config.centerrep, scale_jitter=config.scale_jitter)
         elif config.centerrep > 0:

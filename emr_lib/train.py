@@ -95,15 +95,18 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
 
 
 def lr_at(epoch: int, config: TrainConfig) -> float:
-    """Learning rate of (0-based) ``epoch``: quadratic warm-up from 10 %, cosine to min, flat tail.
+    """Learning rate of (0-based) ``epoch``: quadratic warm-up from ``warmup_start`` (10 %), cosine
+    to min, flat tail.
 
-    The hrnet-pytorch "cos" schedule the paper used, stepped per epoch.
+    The hrnet-pytorch "cos" schedule the paper used, stepped per epoch: the rate of epoch e
+    (0-based) in the warm-up is set at its start from (e / warmup_epochs)², so a 100-epoch run
+    with 3 warm-up epochs trains its first four at 0.1, 0.2, 0.5 and 1.0 of the rate.
     """
     base, low = config.lr, config.lr * config.min_lr_ratio
     warm, flat, total = config.warmup_epochs, config.flat_epochs, config.epochs
-    if warm and epoch < warm:
-        start = 0.1 * base
-        return start + (base - start) * ((epoch + 1) / warm) ** 2 if warm > 1 else base
+    if warm and epoch < warm:  # set at the start of each epoch: 0.1, 0.2, 0.5 of the rate for 3 epochs
+        start = config.warmup_start * base
+        return start + (base - start) * (epoch / warm) ** 2
     decay = max(1, total - warm - flat)
     if epoch >= total - flat:
         return low
@@ -309,6 +312,7 @@ def run_record(config: TrainConfig, data: RunDatasets, state: TrainState, finish
         "data_fingerprint": data.fingerprint(),
         "model_gsd_m": data.model_gsd,
         **({"data_parts": data.parts} if data.parts else {}),
+        **({"expansion": data.expansion(out_dir)} if config.offline_expansion > 0 else {}),
         "split": {k: len(v) for k, v in data.splits.items()},
         "split_dir": str(out_dir / "splits"),
         "seed": config.seed,

@@ -20,7 +20,7 @@ def test_tables_declare_the_runs_the_notebooks_made():
     assert table4["baseline"].overrides["centerrep"] == 0.0
     table5 = table_runs(5)
     assert list(table5) == list(TABLE5) and table5["dema"] == table4["+DEMA"]  # one run serves both tables
-    assert table5["gam"].options == {"block": "gam", "rma": False} and "centerrep" not in table5["gam"].overrides
+    assert table5["gam"].options == {"block": "gam", "rma": False} and table5["gam"].overrides["centerrep"] == 0.0
     assert list(table_runs(2, ["hrnet", "emr_hrnet"])) == ["hrnet", "emr_hrnet"]
 
 

@@ -25,9 +25,8 @@ def _tiny(**overrides):
 def test_paper_schedule_warms_up_decays_and_flattens():
     config = get_config("paper")
     lrs = [lr_at(e, config) for e in range(config.epochs)]
-    assert lrs[0] == pytest.approx(1e-4 + (1e-3 - 1e-4) / 9)  # quadratic warm-up from 10 %
-    assert lrs[2] == pytest.approx(1e-3)
-    assert all(a >= b for a, b in zip(lrs[2:85], lrs[3:85]))  # cosine decay
+    assert lrs[:4] == [pytest.approx(x) for x in (1e-4, 2e-4, 5e-4, 1e-3)]  # the reference's warm-up
+    assert all(a >= b for a, b in zip(lrs[3:85], lrs[4:85]))  # cosine decay
     assert lrs[85:] == [pytest.approx(1e-5)] * 15  # flat at 1 % for the last 15 epochs
     assert config.batch_size == 4 and config.size == 512 and config.nesterov and config.momentum == 0.9
 
@@ -200,3 +199,17 @@ def test_cpu_fast_trains_in_bf16_and_channels_last_and_is_off_by_default(tmp_pat
     record = train(_tiny(epochs=1, cpu_fast=True, device="cpu"), tmp_path, progress=False)
     assert record["status"] == "finished" and math.isfinite(record["test_metrics"]["loss"])
     assert not any(get_config(name).cpu_fast for name in ("quick", "workshop", "paper"))
+
+
+def test_paper_profile_history_warms_up_as_the_reference_and_centerrep_governs_the_expansion(tmp_path):
+    tiny = dict(synthetic_n=16, synthetic_size=64, size=64, model_options={"width": "18_small"}, num_workers=0)
+    default = train(get_config("paper", **tiny), tmp_path / "default", stop_after=4, progress=False)
+    history = json.loads((tmp_path / "default" / "history.json").read_text())
+    assert [h["lr"] for h in history] == [pytest.approx(x) for x in (1e-4, 2e-4, 5e-4, 1e-3)]
+    assert default["expansion"]["copies"] > 0 and default["expansion"]["centerrep_copies"] > 0
+    without = train(get_config("paper", centerrep=0.0, epochs=1, **tiny), tmp_path / "without", progress=False)
+    assert without["expansion"]["copies"] == default["expansion"]["copies"]
+    assert without["expansion"]["centerrep_copies"] == 0
+    for name in ("quick", "workshop"):  # their schedules as they have always been: no ramp
+        config = get_config(name)
+        assert lr_at(0, config) == config.lr
