@@ -95,16 +95,14 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
 
 
 def lr_at(epoch: int, config: TrainConfig) -> float:
-    """Learning rate of (0-based) ``epoch``: quadratic warm-up from ``warmup_start`` (10 %), cosine
-    to min, flat tail.
+    """Learning rate of (0-based) ``epoch``: quadratic warm-up from ``warmup_start``, cosine, flat tail.
 
-    The hrnet-pytorch "cos" schedule the paper used, stepped per epoch: the rate of epoch e
-    (0-based) in the warm-up is set at its start from (e / warmup_epochs)², so a 100-epoch run
-    with 3 warm-up epochs trains its first four at 0.1, 0.2, 0.5 and 1.0 of the rate.
+    The hrnet-pytorch "cos" schedule the paper used, stepped per epoch: with 3 warm-up epochs
+    from 10 % the first four train at 0.1, 0.2, 0.5 and 1.0 of the rate (set at each one's start).
     """
     base, low = config.lr, config.lr * config.min_lr_ratio
     warm, flat, total = config.warmup_epochs, config.flat_epochs, config.epochs
-    if warm and epoch < warm:  # set at the start of each epoch: 0.1, 0.2, 0.5 of the rate for 3 epochs
+    if warm and epoch < warm:
         start = config.warmup_start * base
         return start + (base - start) * (epoch / warm) ** 2
     decay = max(1, total - warm - flat)
@@ -130,8 +128,7 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, kind: str) -> 
 
 @dataclass
 class Precision:
-    """Mixed precision on CUDA: bf16 where supported (no scaler needed), else fp16 with a scaler;
-    on a CPU only with ``cpu_fast``: bf16."""
+    """Mixed precision on CUDA (bf16 where supported, else fp16 with a scaler); bf16 on a CPU with cpu_fast."""
 
     enabled: bool
     dtype: torch.dtype

@@ -19,7 +19,7 @@ def _project(tmp_path):
 
 def test_every_notebook_declares_the_common_parameters():
     notebooks = list_notebooks(REPO)
-    assert [nb.name[:2] for nb in notebooks] == ["01", "02", "03", "04", "05", "06", "07"]
+    assert [nb.name[:2] for nb in notebooks] == ["01", "02", "03", "04", "05", "06", "07", "08"]
     common = {"profile": "quick", "data": "synthetic", "device": "cpu", "seed": 0, "output_dir": "", "figures_dir": ""}
     per_notebook = _parameters_for(notebooks, common, {"models": "hrnet"})
     assert per_notebook[notebooks[3]]["models"] == "hrnet"  # only 04 declares it
