@@ -5,7 +5,9 @@ A run folder holds what :func:`emr_lib.train.train` writes (``last.pt`` every ep
 something, the folder's settings (``record.json``'s or ``last.pt``'s configuration)
 are compared with the wanted ones:
 
-- **reuse**: a finished run with the same settings is returned as it is;
+- **reuse**: a finished run with the same settings is returned as it is (a run of a split
+  without a test part made before the kit reported the last epoch there is evaluated at its
+  last epoch once, and its record updated);
 - **resume**: an interrupted run (stopped, or killed mid-epoch: only ``last.pt``) with the
   same settings continues from its last epoch;
 - **move aside**: a run with other settings is moved to ``<folder>.replaced-<time>``
@@ -27,10 +29,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoints import load_checkpoint
+from .checkpoints import atomic_write, load_checkpoint, model_from_checkpoint
+from .inference import per_image_confusion
 from .profiles import TrainConfig
 from .provenance import models_changed_since
-from .train import train
+from .run_data import run_datasets
+from .runtime import select_device
+from .train import evaluate_final, train
 
 __all__ = ["RunFolderError", "RunPlan", "plan_run", "run_or_reuse", "run_dir", "seed_records"]
 
@@ -119,8 +124,27 @@ def run_or_reuse(
                 f"note: {out} was trained at commit {commit}; emr_lib/models has changed since, so its weights "
                 "may not match the models as they are now (train it again with another run folder to compare)"
             )
+        if "test_selection" not in plan.record and plan.record.get("test_split") == "val":
+            return _report_last_epoch(Path(out), config, plan.record)
         return plan.record
     return train(config, out, resume=plan.action == "resume", stop_after=stop_after, progress=progress)
+
+
+def _report_last_epoch(out: Path, config: TrainConfig, record: dict) -> dict:
+    """A finished run of a split without a test part (Tables 4-5), made when the kit reported its
+    best validation epoch, which those very images chose: evaluate the last epoch instead and
+    rewrite ``record.json``, keeping the old metrics as ``test_metrics_best_epoch``."""
+    data, device = run_datasets(config), select_device(config.device)
+    model = model_from_checkpoint(out / "last.pt").to(device)
+    result = evaluate_final(model, out, data, config, device, amp=False, progress=False)
+    result["test_per_image"] = per_image_confusion(model, data.test, device, config.batch_size)
+    record = {**record, "test_metrics_best_epoch": record["test_metrics"], **result}
+    atomic_write(json.dumps(record, indent=1), out / "record.json")
+    best, last = 100 * record["test_metrics_best_epoch"]["mIoU"], 100 * result["test_metrics"]["mIoU"]
+    print(
+        f"{out}: no test part, so the {result['test_selection']} is reported: mIoU {last:.2f} (best epoch: {best:.2f})"
+    )
+    return record
 
 
 def run_dir(runs_root: str | Path, profile: str, name: str, seed: int = 0) -> Path:

@@ -16,6 +16,8 @@ import torch
 import torch.distributed as dist
 
 __all__ = [
+    "Precision",
+    "uses_channels_last",
     "seed_rngs",
     "seed_everything",
     "seed_worker",
@@ -105,3 +107,25 @@ def init_distributed(device: torch.device) -> Distributed:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return Distributed(dist.get_rank(), dist.get_world_size())
+
+
+@dataclass
+class Precision:
+    """Mixed precision on CUDA (bf16 where supported, else fp16 with a scaler); bf16 on a CPU with cpu_fast."""
+
+    enabled: bool
+    dtype: torch.dtype
+    scaler: torch.amp.GradScaler
+
+    @classmethod
+    def for_device(cls, device: torch.device, amp: bool, cpu_bf16: bool = False) -> Precision:
+        if device.type == "cpu":  # bf16 needs no scaler
+            return cls(cpu_bf16, torch.bfloat16, torch.amp.GradScaler("cuda", enabled=False))
+        use_cuda = device.type == "cuda"
+        dtype = torch.bfloat16 if use_cuda and torch.cuda.is_bf16_supported() else torch.float16
+        enabled = amp and use_cuda
+        return cls(enabled, dtype, torch.amp.GradScaler("cuda", enabled=enabled and dtype == torch.float16))
+
+
+def uses_channels_last(config, device: torch.device) -> bool:
+    return (config.channels_last and device.type == "cuda") or (config.cpu_fast and device.type == "cpu")

@@ -57,6 +57,7 @@ from .provenance import provenance
 from .run_data import RunDatasets, run_datasets
 from .runtime import (
     Distributed,
+    Precision,
     default_num_workers,
     epoch_seed,
     init_distributed,
@@ -64,6 +65,7 @@ from .runtime import (
     seed_rngs,
     seed_worker,
     select_device,
+    uses_channels_last,
 )
 
 __all__ = [
@@ -72,7 +74,7 @@ __all__ = [
     "train_one_epoch",
     "resume_state",
     "run_record",
-    "evaluate_best",
+    "evaluate_final",
     "train",
     "TrainState",
 ]
@@ -124,28 +126,6 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, kind: str) -> 
 
 
 # --- one epoch -----------------------------------------------------------------------------------
-
-
-@dataclass
-class Precision:
-    """Mixed precision on CUDA (bf16 where supported, else fp16 with a scaler); bf16 on a CPU with cpu_fast."""
-
-    enabled: bool
-    dtype: torch.dtype
-    scaler: torch.amp.GradScaler
-
-    @classmethod
-    def for_device(cls, device: torch.device, amp: bool, cpu_bf16: bool = False) -> Precision:
-        if device.type == "cpu":  # bf16 needs no scaler
-            return cls(cpu_bf16, torch.bfloat16, torch.amp.GradScaler("cuda", enabled=False))
-        use_cuda = device.type == "cuda"
-        dtype = torch.bfloat16 if use_cuda and torch.cuda.is_bf16_supported() else torch.float16
-        enabled = amp and use_cuda
-        return cls(enabled, dtype, torch.amp.GradScaler("cuda", enabled=enabled and dtype == torch.float16))
-
-
-def uses_channels_last(config: TrainConfig, device: torch.device) -> bool:
-    return (config.channels_last and device.type == "cuda") or (config.cpu_fast and device.type == "cpu")
 
 
 def epoch_loader(train_set, config: TrainConfig, epoch: int, ctx: Distributed, workers: int, pin: bool) -> DataLoader:
@@ -322,13 +302,17 @@ def run_record(config: TrainConfig, data: RunDatasets, state: TrainState, finish
     }
 
 
-def evaluate_best(
-    model, best_path: Path, data: RunDatasets, config: TrainConfig, device, amp: bool, progress: bool
-) -> dict:
-    """Load the best checkpoint's weights into ``model`` and evaluate them on the test part."""
-    model.load_state_dict(load_checkpoint(best_path)["model"])
+def evaluate_final(model, out_dir: Path, data: RunDatasets, config: TrainConfig, device, amp: bool, progress) -> dict:
+    """Test metrics of the weights a run reports, loaded into ``model``: the best validation epoch's
+    when the data has a test part; the last epoch's when it has none (Tables 4-5's 4:1 split), so
+    the images reported on never choose the epoch."""
+    last = data.test_split != "test"
+    state = load_checkpoint(out_dir / ("last.pt" if last else "best.pt"))
+    model.load_state_dict(state["model"])
     metrics, cm = evaluate(model, data.test, config.batch_size, device, config.num_classes, progress=progress, amp=amp)
-    return {"test_split": data.test_split, "test_metrics": metrics, "test_confusion_matrix": cm.tolist()}
+    selection = f"{'last' if last else 'best validation'} epoch ({state['epoch']})"
+    return {"test_split": data.test_split, "test_selection": selection, "test_metrics": metrics,
+            "test_confusion_matrix": cm.tolist()}  # fmt: skip
 
 
 # --- the loop ------------------------------------------------------------------------------------
@@ -419,11 +403,11 @@ def train(
     finished = stopped_early or bool(state.history and state.history[-1]["epoch"] == config.epochs)
     record = run_record(config, data, state, finished, out_dir, parameters=n_params, **run_provenance)
     if finished and best_path.is_file():
-        record.update(evaluate_best(model, best_path, data, config, device, precision.enabled, progress))
+        record.update(evaluate_final(model, out_dir, data, config, device, precision.enabled, progress))
         if ctx.main:  # per image, for paired comparisons of runs (a bootstrap over test images)
             record["test_per_image"] = per_image_confusion(model, test_set, device, config.batch_size)
             metrics = format_metrics(record["test_metrics"])
-            print(f"test ({len(test_set)} images, best epoch {state.best_epoch}): {metrics}")
+            print(f"test ({len(test_set)} images, {record['test_selection']}): {metrics}")
     if ctx.main:
         atomic_write(json.dumps(record, indent=1), out_dir / "record.json")
     ctx.barrier()

@@ -52,3 +52,31 @@ def test_runs_made_before_a_setting_existed_are_still_reused(tmp_path, capsys):
     assert plan_run(out, config, "auto").action == "reuse"
     assert plan_run(out, get_config("quick", **TINY, freeze_epochs=1), "auto").action == "new"  # not the default
     assert record["status"] == "finished"
+
+
+def test_a_split_without_a_test_part_reports_the_last_epoch_and_old_runs_are_re_evaluated(tmp_path, capsys):
+    from emr_lib.checkpoints import load_checkpoint, model_from_checkpoint
+    from emr_lib.inference import evaluate
+    from emr_lib.run_data import run_datasets
+
+    config = get_config("quick", **TINY, split_ratios={"train": 0.8, "val": 0.2})  # the ablation's 4:1
+    out = tmp_path / "ablation"
+    record = train(config, out, progress=False)
+    assert record["test_split"] == "val" and record["test_selection"] == "last epoch (2)"
+    last, _ = evaluate(model_from_checkpoint(out / "last.pt"), run_datasets(config).test, progress=False)
+    assert record["test_metrics"] == pytest.approx(last)
+    with_test = train(get_config("quick", **TINY), tmp_path / "with-test", progress=False)
+    assert (
+        with_test["test_selection"]
+        == f"best validation epoch ({load_checkpoint(tmp_path / 'with-test' / 'best.pt')['epoch']})"
+    )
+
+    # a record from before: best epoch reported, no test_selection; reusing it re-evaluates once
+    old = {k: v for k, v in record.items() if k not in ("test_selection", "test_per_image")}
+    old["test_metrics"] = {**record["test_metrics"], "mIoU": 0.123}
+    (out / "record.json").write_text(json.dumps(old))
+    capsys.readouterr()
+    updated = run_or_reuse(config, out, "auto", progress=False)
+    assert "no test part, so the last epoch (2) is reported" in capsys.readouterr().out
+    assert updated["test_metrics"] == pytest.approx(last) and updated["test_metrics_best_epoch"]["mIoU"] == 0.123
+    assert json.loads((out / "record.json").read_text())["test_per_image"]

@@ -189,7 +189,7 @@ def test_init_fine_tunes_a_checkpoint_and_refuses_another_model(tmp_path, capsys
 
 
 def test_cpu_fast_trains_in_bf16_and_channels_last_and_is_off_by_default(tmp_path):
-    from emr_lib.train import Precision, uses_channels_last
+    from emr_lib.runtime import Precision, uses_channels_last
 
     cpu = torch.device("cpu")
     assert not Precision.for_device(cpu, amp=True).enabled  # the profiles' default: fp32 on a CPU
