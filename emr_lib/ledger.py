@@ -195,7 +195,8 @@ def _deviations(root: Path) -> list[str]:
         "- **Model selection on Tables 4-5**: the paper's 4:1 split has no validation part, so the kit reports "
         "each run's last epoch (`record.json`: `test_selection`); the 20 % it reports on never chooses an epoch. "
         "(Runs made before this reported their best epoch on those images; reusing them re-evaluates their last "
-        "epoch once and keeps the old numbers as `test_metrics_best_epoch`.)",
+        "epoch once and keeps the old numbers as `test_metrics_best_epoch`.) The committed workshop Tables 4-5 "
+        "were made before this change, at the best epoch, and await their runs again.",
         "- **Schedule and CenterRep in the paper profile** (fixed): the warm-up follows the reference (0.1, 0.2, "
         "0.5, 1.0 of the rate over the first four epochs, a test locks it), and `centerrep` governs the offline "
         "expansion (`record.json` counts `expansion.copies` and `expansion.centerrep_copies`; rows without "
