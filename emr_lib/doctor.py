@@ -60,26 +60,24 @@ def _versions(names) -> tuple[dict[str, str], list[str]]:
     return found, missing
 
 
-def check_packages() -> Check:
-    found, missing = _versions(CORE)
+def _package_check(what: str, names, missing_status: str = "FIX", needed_for: str = "") -> Check:
+    found, missing = _versions(names)
     if missing:
-        return Check("FIX", "packages", f"missing {', '.join(missing)}: {INSTALL}")
-    return Check("OK", "packages", ", ".join(f"{name} {version}" for name, version in found.items()))
+        return Check(missing_status, what, f"missing {', '.join(missing)}{needed_for}: {INSTALL}")
+    return Check("OK", what, ", ".join(f"{name} {version}" for name, version in found.items()))
+
+
+def check_packages() -> Check:
+    return _package_check("packages", CORE)
 
 
 def check_notebook_packages() -> Check:
-    found, missing = _versions(NOTEBOOKS)
-    if missing:
-        return Check("FIX", "notebook packages", f"missing {', '.join(missing)}: {INSTALL}")
-    return Check("OK", "notebook packages", ", ".join(f"{name} {version}" for name, version in found.items()))
+    return _package_check("notebook packages", NOTEBOOKS)
 
 
 def check_mapping_packages() -> Check:
     """WARN, not FIX: only notebook 08 and the map and export commands need them."""
-    found, missing = _versions(MAPPING)
-    if missing:
-        return Check("WARN", "mapping packages", f"missing {', '.join(missing)} (notebook 08, map, export): {INSTALL}")
-    return Check("OK", "mapping packages", ", ".join(f"{name} {version}" for name, version in found.items()))
+    return _package_check("mapping packages", MAPPING, "WARN", " (notebook 08, map, export)")
 
 
 def check_kernel() -> Check:

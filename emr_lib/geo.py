@@ -204,7 +204,6 @@ def open_scene(
 
 def _percentile_stretch(scene: Scene) -> tuple[float, float]:
     """2-98 % of a shrunk read: how 16-bit or float imagery is mapped to the 8 bits the models saw."""
-    scene.stretch = (0.0, 255.0)
     factor = max(1.0, max(scene.width, scene.height) / 512)
     shape = (3, max(1, round(scene.height / factor)), max(1, round(scene.width / factor)))
     data = scene.dataset.read(scene.bands, out_shape=shape).astype(np.float64)

@@ -29,8 +29,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoints import atomic_write, load_checkpoint, model_from_checkpoint
-from .inference import per_image_confusion
+from .checkpoints import atomic_write, load_checkpoint
+from .models import build_model
 from .profiles import TrainConfig
 from .provenance import models_changed_since
 from .run_data import run_datasets
@@ -135,9 +135,8 @@ def _report_last_epoch(out: Path, config: TrainConfig, record: dict) -> dict:
     best validation epoch, which those very images chose: evaluate the last epoch instead and
     rewrite ``record.json``, keeping the old metrics as ``test_metrics_best_epoch``."""
     data, device = run_datasets(config), select_device(config.device)
-    model = model_from_checkpoint(out / "last.pt").to(device)
-    result = evaluate_final(model, out, data, config, device, amp=False, progress=False)
-    result["test_per_image"] = per_image_confusion(model, data.test, device, config.batch_size)
+    model = build_model(config.model, config.num_classes, **config.model_options).to(device)
+    result = evaluate_final(model, out, data, config, device, amp=False, progress=False, per_image=True)
     record = {**record, "test_metrics_best_epoch": record["test_metrics"], **result}
     atomic_write(json.dumps(record, indent=1), out / "record.json")
     best, last = 100 * record["test_metrics_best_epoch"]["mIoU"], 100 * result["test_metrics"]["mIoU"]

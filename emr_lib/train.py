@@ -302,17 +302,23 @@ def run_record(config: TrainConfig, data: RunDatasets, state: TrainState, finish
     }
 
 
-def evaluate_final(model, out_dir: Path, data: RunDatasets, config: TrainConfig, device, amp: bool, progress) -> dict:
+def evaluate_final(
+    model, out_dir: Path, data: RunDatasets, config: TrainConfig, device, amp: bool, progress, per_image: bool
+) -> dict:
     """Test metrics of the weights a run reports, loaded into ``model``: the best validation epoch's
     when the data has a test part; the last epoch's when it has none (Tables 4-5's 4:1 split), so
-    the images reported on never choose the epoch."""
+    the images reported on never choose the epoch. With ``per_image``, each image's confusion
+    matrix too, for paired comparisons of runs (a bootstrap over test images)."""
     last = data.test_split != "test"
     state = load_checkpoint(out_dir / ("last.pt" if last else "best.pt"))
     model.load_state_dict(state["model"])
     metrics, cm = evaluate(model, data.test, config.batch_size, device, config.num_classes, progress=progress, amp=amp)
     selection = f"{'last' if last else 'best validation'} epoch ({state['epoch']})"
-    return {"test_split": data.test_split, "test_selection": selection, "test_metrics": metrics,
-            "test_confusion_matrix": cm.tolist()}  # fmt: skip
+    result = {"test_split": data.test_split, "test_selection": selection, "test_metrics": metrics,
+              "test_confusion_matrix": cm.tolist()}  # fmt: skip
+    if per_image:
+        result["test_per_image"] = per_image_confusion(model, data.test, device, config.batch_size)
+    return result
 
 
 # --- the loop ------------------------------------------------------------------------------------
@@ -403,9 +409,8 @@ def train(
     finished = stopped_early or bool(state.history and state.history[-1]["epoch"] == config.epochs)
     record = run_record(config, data, state, finished, out_dir, parameters=n_params, **run_provenance)
     if finished and best_path.is_file():
-        record.update(evaluate_final(model, out_dir, data, config, device, precision.enabled, progress))
-        if ctx.main:  # per image, for paired comparisons of runs (a bootstrap over test images)
-            record["test_per_image"] = per_image_confusion(model, test_set, device, config.batch_size)
+        record.update(evaluate_final(model, out_dir, data, config, device, precision.enabled, progress, ctx.main))
+        if ctx.main:
             metrics = format_metrics(record["test_metrics"])
             print(f"test ({len(test_set)} images, {record['test_selection']}): {metrics}")
     if ctx.main:

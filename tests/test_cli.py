@@ -37,6 +37,10 @@ def test_cli_train_then_evaluate(tmp_path, capsys):
     assert main(["evaluate", str(out / "best.pt"), "--json", str(tmp_path / "m.json")]) == 0
     assert "mIoU" in capsys.readouterr().out
     assert json.loads((tmp_path / "m.json").read_text())["split"] == "test"
+    scales = ["evaluate", str(out / "best.pt"), "--scales", "0.5", "1", "--json", str(tmp_path / "s.json")]
+    assert main(scales) == 0 and "trained at" in capsys.readouterr().out
+    curve = json.loads((tmp_path / "s.json").read_text())
+    assert [row["factor"] for row in curve["scales"]] == [0.5, 1.0] and curve["trained_at_commit"]
 
 
 def test_a_setting_of_the_wrong_type_is_one_clear_line(tmp_path, capsys):

@@ -185,3 +185,20 @@ def test_tiles_for_fine_tuning_come_from_a_region_in_map_coordinates(scene, tmp_
     rows = {int(p.stem.split("_y")[1][:5]) for p in (tmp_path / "images").glob("*.png")}
     assert rows and max(rows) + 64 <= 192
     assert main([*args, "--region", "1,2,3"]) == 2 and "four numbers" in capsys.readouterr().err
+
+
+def test_sixteen_bit_imagery_is_stretched_to_eight_bits(tmp_path):
+    from emr_lib.geo import open_scene
+
+    values = np.linspace(1000, 4000, 3 * 64 * 64).reshape(3, 64, 64).astype(np.uint16)
+    path = tmp_path / "uint16.tif"
+    profile = dict(driver="GTiff", width=64, height=64, count=3, dtype="uint16", crs="EPSG:32648",
+                   transform=from_origin(0, 0, 1, 1))  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(values)
+    scene = open_scene(path)
+    try:
+        rgb, valid = scene.read(rasterio.windows.Window(0, 0, 64, 64))
+    finally:
+        scene.close()
+    assert rgb.dtype == np.uint8 and valid.all() and rgb.min() == 0 and rgb.max() == 255

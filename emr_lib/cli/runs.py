@@ -79,7 +79,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     dataset = data.view(args.split)
     device = select_device(args.device or "auto")
     if args.scales:
-        _evaluate_scales(args, model.to(device), data, config, device)
+        _evaluate_scales(args, state, model.to(device), dataset, config, device)
         return
     metrics, cm = evaluate(model.to(device), dataset, config.batch_size, device)
     print(f"{state['model_name']} epoch {state['epoch']} on {config.data} ({args.split}, {len(dataset)} images):")
@@ -89,19 +89,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
         Path(args.json).write_text(json.dumps({**result, "data": config.data, "split": args.split}, indent=1))
 
 
-def _evaluate_scales(args, model, data, config: TrainConfig, device) -> None:
+def _evaluate_scales(args, state: dict, model, dataset, config: TrainConfig, device) -> None:
     """``evaluate --scales``: the split at several multiples of the training size."""
-    names = data.base.names if args.split == "all" else data.splits.get(args.split)
-    if not names:
-        raise CLIError(f"split {args.split!r} not found; the data has {sorted(data.splits)}")
-    rows = scale_curve(model, data.base, names, config.size, args.scales, config.batch_size, device)
-    print(f"{config.model} on {config.data} ({args.split}, {len(names)} images), trained at {config.size} px:")
+    rows = scale_curve(model, dataset.base, dataset.names, config.size, args.scales, config.batch_size, device)
+    print(f"{config.model} on {config.data} ({args.split}, {len(dataset)} images), trained at {config.size} px:")
     print(f"{'scale':>6} {'size':>5} {'mIoU':>6} {'IoU_ls':>6}")
     for row in rows:
         print(f"{row['factor']:>6.2f} {row['size']:>5d} {100 * row['mIoU']:>6.2f} {100 * row['IoU_landslide']:>6.2f}")
     if args.json:
         result = {"checkpoint": str(args.checkpoint), "data": config.data, "split": args.split, "scales": rows}
-        result["trained_at_commit"] = load_checkpoint(args.checkpoint).get("versions", {}).get("commit")
+        result["trained_at_commit"] = state.get("versions", {}).get("commit")
         result["provenance"] = provenance(device)
         Path(args.json).write_text(json.dumps(result, indent=1))
 
