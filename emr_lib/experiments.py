@@ -11,8 +11,9 @@ run names, same settings) and the other way round.
 - **Table 5** (attention blocks): HRNet with the block in its branches swapped (RMA off),
   on the same split; its DEMA row is Table 4's +DEMA run.
 
-The paper's 4:1 split has no third part, so the 20 % part (``val``) serves both to pick
-the best epoch and as the reported test set; the levels are therefore slightly optimistic.
+The paper's 4:1 split has no third part, so the 20 % part (``val``) is the reported test set
+and its learning curve is drawn, but it never picks an epoch: these tables report each run's
+last epoch (``test_selection`` in ``record.json``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 from .models import list_models
 from .paper import TABLE4, TABLE5, comparison_table, side_by_side
+from .uncertainty import bootstrap_interval
 
 __all__ = ["ABLATION_SPLIT", "RunSpec", "TABLES", "table_runs", "run_table", "table_rows", "table4_run_name"]
 
@@ -97,11 +99,22 @@ def table_rows(number: int, records: dict[str, dict], dataset: str | None = None
     """Table ``number``'s rows: this kit's test metrics (percent) beside the paper's.
 
     ``dataset`` (:func:`emr_lib.data.dataset_kind`) picks Table 3 for Sichuan in place of Table 2.
+    Rows whose run kept its per-image test results get ``mIoU_low`` and ``mIoU_high``: the 95 %
+    bootstrap interval of the mIoU over the test images (:func:`emr_lib.uncertainty.bootstrap_interval`).
     """
     if number == 2:
-        return side_by_side(records, comparison_table(dataset).rows)
-    if number == 5:
-        return side_by_side(records, TABLE5)
+        rows = side_by_side(records, comparison_table(dataset).rows)
+    elif number == 5:
+        rows = side_by_side(records, TABLE5)
+    else:
+        rows = _table4_rows(records)
+    for row, record in zip(rows, records.values()):
+        if "test_per_image" in record:
+            row["mIoU_low"], row["mIoU_high"] = bootstrap_interval(record["test_per_image"])
+    return rows
+
+
+def _table4_rows(records: dict[str, dict]) -> list[dict]:
     return [
         {
             "configuration": row,

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["seed_summary", "CompareError", "read_per_image", "paired_bootstrap", "compare_runs", "paired_differences"]
+__all__ = [
+    "seed_summary",
+    "CompareError",
+    "read_per_image",
+    "bootstrap_interval",
+    "paired_bootstrap",
+    "compare_runs",
+    "paired_differences",
+]
 
 
 def seed_summary(records: dict[str, dict[int, dict]], key: str = "mIoU", label: str = "configuration") -> list[dict]:
@@ -58,6 +66,26 @@ def read_per_image(run: str | Path) -> tuple[dict, dict[str, list]]:
     return record, record["test_per_image"]
 
 
+def _resampled(statistic, n_images: int, resamples: int, seed: int) -> np.ndarray:
+    """``statistic(draws)`` for ``resamples`` draws of ``n_images`` images with replacement, in
+    chunks of 1000 draws so the summed matrices stay small ((1000, N, 2, 2) at a time)."""
+    draws = np.random.default_rng(seed).integers(0, n_images, size=(resamples, n_images))
+    return np.concatenate([statistic(draws[start : start + 1000]) for start in range(0, resamples, 1000)])
+
+
+def bootstrap_interval(per_image: dict[str, list], resamples: int = 2000, seed: int = 0, level=0.95) -> tuple:
+    """Percentile bootstrap interval (percent) of one run's dataset-level test mIoU over its test images.
+
+    It says how much the number depends on which images happened to be tested, not how much it
+    would move with another seed (for that, train several seeds); to compare two runs on the
+    same images use :func:`paired_bootstrap`, which is much narrower.
+    """
+    matrices = np.array([per_image[name] for name in sorted(per_image)], dtype=np.int64)
+    values = _resampled(lambda draw: _miou(matrices[draw].sum(1)), len(matrices), resamples, seed)
+    low, high = np.quantile(100 * values, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
 def paired_bootstrap(
     per_image_a: dict[str, list], per_image_b: dict[str, list], resamples: int = 10_000, seed: int = 0, level=0.95
 ) -> dict:
@@ -75,11 +103,7 @@ def paired_bootstrap(
     names = sorted(per_image_a)
     a = np.array([per_image_a[n] for n in names], dtype=np.int64)
     b = np.array([per_image_b[n] for n in names], dtype=np.int64)
-    draws = np.random.default_rng(seed).integers(0, len(names), size=(resamples, len(names)))
-    differences = np.empty(resamples)
-    for start in range(0, resamples, 1000):  # in chunks: (1000, N, 2, 2) at a time
-        chunk = draws[start : start + 1000]
-        differences[start : start + len(chunk)] = _miou(a[chunk].sum(1)) - _miou(b[chunk].sum(1))
+    differences = _resampled(lambda draw: _miou(a[draw].sum(1)) - _miou(b[draw].sum(1)), len(names), resamples, seed)
     low, high = np.quantile(100 * differences, [(1 - level) / 2, (1 + level) / 2])
     miou_a, miou_b = 100 * _miou(a.sum(0)), 100 * _miou(b.sum(0))
     return {

@@ -163,28 +163,44 @@ def plot_metric_comparison(rows: Sequence[dict], key: str = "mIoU", label: str =
     One line per row (top to bottom in table order): a filled dot for this kit, an open
     diamond for the paper, joined so the gap reads at a glance. Dots, unlike bars, need no
     zero baseline, so the axis spans only the values and differences of a point stay
-    visible. Rows without a paper value show only this kit's dot. The legend sits below
-    the axes, where it cannot cover a row.
+    visible. Rows without a paper value show only this kit's dot. Rows with ``<key>_low`` and
+    ``<key>_high`` (:func:`emr_lib.experiments.table_rows`) get that interval as whiskers around
+    this kit's dot. The legend sits below the axes, where it cannot cover a row.
     """
     names = [r[label] for r in rows]
     ours = np.array([r[key] for r in rows], dtype=float)
     paper = np.array([r.get(f"paper_{key}", np.nan) for r in rows], dtype=float)
+    low = np.array([r.get(f"{key}_low", np.nan) for r in rows], dtype=float)
+    high = np.array([r.get(f"{key}_high", np.nan) for r in rows], dtype=float)
     y = np.arange(len(rows))[::-1]  # first row on top, as in the table
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.6))
     ax.hlines(y, np.fmin(ours, paper), np.fmax(ours, paper), color="0.75", zorder=1)
+    if np.isfinite(low).any():
+        whiskers = np.nan_to_num(np.stack([ours - low, high - ours]))  # rows without an interval: none drawn
+        ax.errorbar(
+            ours,
+            y,
+            xerr=whiskers,
+            fmt="none",
+            ecolor="tab:blue",
+            elinewidth=1.2,
+            capsize=3,
+            zorder=2,
+            label="95 % interval over the test images",
+        )
     ax.scatter(ours, y, s=45, color="tab:blue", zorder=3, label="this kit")
     ax.scatter(paper, y, s=45, marker="D", facecolors="white", edgecolors="tab:orange", zorder=2, label="paper")
     for value, row in zip(ours, y):
         ax.annotate(f"{value:.1f}", (value, row), xytext=(0, 6), textcoords="offset points", ha="center", fontsize=7)
-    values = np.concatenate([ours, paper[np.isfinite(paper)]])
+    values = np.concatenate([ours, paper[np.isfinite(paper)], low[np.isfinite(low)], high[np.isfinite(high)]])
     margin = max(1.0, 0.08 * (values.max() - values.min()))
     ax.set_xlim(values.min() - margin, values.max() + margin)
     ax.set_yticks(y, names)
     ax.set_ylim(-0.7, len(rows) - 0.3)
     ax.set_xlabel(f"{key} (%)")
     ax.grid(axis="x", color="0.92")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, frameon=False)
-    fig.tight_layout()
+    fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=3, frameon=False, fontsize=8)
+    fig.tight_layout(rect=(0, 0.35 / fig.get_figheight(), 1, 1))  # 0.35 in at the bottom for the legend
     return fig
 
 

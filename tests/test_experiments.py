@@ -41,3 +41,6 @@ def test_run_table_passes_each_spec_to_the_runner_and_rows_sit_beside_the_paper(
     assert row == {**expected, "seed": 1, "commit": "abc"}  # each row says which run made it
     (row,) = table_rows(2, {"pspnet": records["+RMA"]}, "sichuan")  # Table 3 on Sichuan data
     assert row["paper_mIoU"] == 59.02
+    per_image = {f"img{i}": [[900 - i, 10 + i], [20, 60 + 3 * i]] for i in range(12)}
+    (row,) = table_rows(5, {"cbam": records["+RMA"] | {"test_per_image": per_image}})
+    assert row["mIoU_low"] < row["mIoU_high"]  # its interval over the test images, for the dot plot

@@ -65,3 +65,15 @@ def test_compare_names_the_run_and_what_is_missing(tmp_path, capsys):
     assert "nowhere: no record.json" in capsys.readouterr().err
     assert main(["compare", str(tmp_path / "old"), str(tmp_path / "a")]) == 2
     assert "old: record.json has no per-image test results" in capsys.readouterr().err
+
+
+def test_bootstrap_interval_of_one_run_holds_its_miou_and_has_no_width_when_images_agree():
+    from emr_lib.uncertainty import _miou, bootstrap_interval
+
+    per_image = _per_image(0)
+    low, high = bootstrap_interval(per_image, resamples=1000)
+    miou = 100 * _miou(np.sum(list(per_image.values()), axis=0))
+    assert low < miou < high and high - low < 10
+    assert bootstrap_interval(per_image, resamples=1000) == (low, high)  # seeded
+    alike = dict.fromkeys(("a", "b", "c"), [[900, 20], [30, 50]])
+    assert bootstrap_interval(alike, resamples=200)[0] == pytest.approx(bootstrap_interval(alike, resamples=200)[1])

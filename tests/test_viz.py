@@ -51,5 +51,22 @@ def test_metric_comparison_shows_every_row_on_a_cut_axis_with_the_legend_clear_o
     assert 70 < low < 78.1 and 85.2 < high < 90  # the axis spans the values, not 0-100
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
-    legend_box = ax.get_legend().get_window_extent(renderer)
+    legend_box = fig.legends[0].get_window_extent(renderer)
     assert legend_box.y1 < ax.get_window_extent(renderer).y0  # below the axes, so it covers no row
+
+
+def test_metric_comparison_draws_each_rows_interval_as_whiskers():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    rows = [
+        {"model": "a", "mIoU": 85.2, "mIoU_low": 83.0, "mIoU_high": 87.1, "paper_mIoU": 80.2},
+        {"model": "b", "mIoU": 84.5, "paper_mIoU": 81.7},  # no interval: no whiskers
+    ]
+    fig = viz.plot_metric_comparison(rows, "mIoU")
+    ax = fig.axes[0]
+    (errorbars,) = ax.containers
+    row_a, row_b = (segment[:, 0].tolist() for segment in errorbars.lines[2][0].get_segments())
+    assert row_a == [83.0, 87.1] and row_b == [84.5, 84.5]  # row b has none: zero length
+    assert ax.get_xlim()[1] > 87.1  # the axis holds the whole interval
+    assert "95 % interval over the test images" in [t.get_text() for t in fig.legends[0].get_texts()]
