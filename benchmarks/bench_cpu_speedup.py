@@ -1,12 +1,15 @@
-"""Benchmark: workshop training on this CPU, the profile's settings against ``cpu_fast``, side by side.
+"""Benchmark: workshop training on this CPU, before and after the speed-ups, side by side.
 
     python benchmarks/bench_cpu_speedup.py --data ../shared/data/bijie-224 [--epochs 2] [--rounds 2]
 
-Trains the workshop EMR-HRNet for ``--epochs`` epochs with the profile's settings and with
-``--set cpu_fast=true`` (channels_last and bf16 autocast on the CPU), alternating for
-``--rounds`` rounds so both meet the same machine state, and reports the median epoch time
-(training steps plus validation) of each and their ratio. It also times where an epoch goes:
-reading and augmenting the training split alone, and one validation pass. Nothing is
+Trains the workshop EMR-HRNet for ``--epochs`` epochs three ways, alternating for ``--rounds``
+rounds so all meet the same machine state: as before the decoded-image cache
+(``cache_images=false``: every epoch decodes every PNG again), with the profile's settings now
+(the cache: the same numbers), and with ``cpu_fast`` as well (channels_last and bf16 autocast for
+the training steps and validation: other numbers, opt-in). Reports the median epoch time
+(training steps plus validation) of each and the ratio to the first. It also times where an
+epoch goes: reading and augmenting the training split from the files and from the cache (and
+filling the cache, once a run), and one validation pass in fp32 and in bf16. Nothing is
 asserted; the table is printed and saved to ``runs/benchmarks/cpu_speedup.json``.
 """
 
@@ -24,22 +27,31 @@ from emr_lib.inference import evaluate
 from emr_lib.models import build_model
 from emr_lib.profiles import get_config
 from emr_lib.provenance import provenance
-from emr_lib.run_data import run_datasets
+from emr_lib.run_data import cached_views, run_datasets
 from emr_lib.runtime import Distributed, select_device
 from emr_lib.train import epoch_loader, train
 
 
 def where_time_goes(config) -> dict:
-    """Seconds to read and augment one epoch of the training split, and for one validation pass."""
+    """Seconds to read and augment one epoch of the training split (from the files, then from the
+    decoded cache), and for one validation pass in fp32 and in bf16."""
     data = run_datasets(config)
+    times = {}
+    train_view, val_view = data.train(), data.val
     started = time.perf_counter()
-    for _ in epoch_loader(data.train(), config, 0, Distributed(), workers=0, pin=False):
-        pass
-    reading = time.perf_counter() - started
+    cached_train, cached_val = cached_views([train_view, val_view], progress=False)
+    times["decode_into_cache_once_s"] = time.perf_counter() - started
+    for key, view in (("read_augment_s", train_view), ("read_augment_cached_s", cached_train)):
+        started = time.perf_counter()
+        for _ in epoch_loader(view, config, 0, Distributed(), workers=0, pin=False):
+            pass
+        times[key] = time.perf_counter() - started
     model = build_model(config.model, config.num_classes, **config.model_options)
-    started = time.perf_counter()
-    evaluate(model, data.val, config.batch_size, select_device("cpu"), progress=False)
-    return {"read_augment_s": reading, "validation_s": time.perf_counter() - started}
+    for key, amp in (("validation_fp32_s", False), ("validation_bf16_s", True)):
+        started = time.perf_counter()
+        evaluate(model, cached_val, config.batch_size, select_device("cpu"), progress=False, amp=amp)
+        times[key] = time.perf_counter() - started
+    return times
 
 
 def main() -> None:
@@ -49,18 +61,22 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--out", default="runs/benchmarks/cpu_speedup.json")
     args = parser.parse_args()
-    settings = {"profile settings": {}, "cpu_fast": {"cpu_fast": True}}
+    settings = {
+        "before (no image cache)": {"cache_images": False},
+        "profile settings (image cache)": {},
+        "image cache + cpu_fast": {"cpu_fast": True},
+    }
     epochs = {name: [] for name in settings}
     with tempfile.TemporaryDirectory(prefix="emr-bench-cpu-") as tmp:
         for round_ in range(args.rounds):
-            for name, extra in settings.items():
+            for number, (name, extra) in enumerate(settings.items()):
                 config = get_config("workshop", data=args.data, device="cpu", epochs=args.epochs, **extra)
-                run_dir = Path(tmp) / f"{name}-{round_}".replace(" ", "_")
+                run_dir = Path(tmp) / f"settings{number}-round{round_}"
                 train(config, run_dir, progress=False)
                 history = json.loads((run_dir / "history.json").read_text())
                 epochs[name] += [row["time_s"] for row in history]
                 print(f"round {round_ + 1} {name}: {[round(row['time_s'], 1) for row in history]} s", flush=True)
-    baseline = statistics.median(epochs["profile settings"])
+    baseline = statistics.median(epochs["before (no image cache)"])
     rows = [
         {"settings": name, "median_epoch_s": statistics.median(times), "speed-up": baseline / statistics.median(times)}
         for name, times in epochs.items()

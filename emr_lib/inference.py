@@ -51,7 +51,7 @@ def evaluate(
     loss_sum = torch.zeros(2, dtype=torch.float64)
     for batch in tqdm(loader, desc="evaluating", leave=False, disable=not (progress and rank == 0)):
         images, masks = batch["image"].to(device), batch["mask"].to(device)
-        with torch.autocast(device.type, enabled=amp and device.type == "cuda"):
+        with torch.autocast(device.type, enabled=amp and device.type in ("cuda", "cpu")):  # cpu: bf16
             logits = model(images)
         loss_sum += torch.tensor([F.cross_entropy(logits.float(), masks, reduction="sum").item(), masks.numel()])
         cm += confusion_matrix(logits.argmax(1), masks, num_classes)

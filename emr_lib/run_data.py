@@ -25,6 +25,7 @@ from .data import (
     CombinedDataset,
     DataError,
     DatasetView,
+    DecodedCache,
     FolderDataset,
     SampleDataset,
     SyntheticLandslides,
@@ -38,7 +39,10 @@ from .expansion import expand_dataset
 from .profiles import TrainConfig
 from .runtime import Distributed
 
-__all__ = ["RunDatasets", "run_datasets", "open_base", "model_gsd"]
+__all__ = ["RunDatasets", "run_datasets", "open_base", "model_gsd", "cached_views"]
+
+# decoded training and validation images kept in memory up to this size (TrainConfig.cache_images)
+CACHE_LIMIT_BYTES = 2 * 1024**3
 
 
 def data_parts(data: str) -> list[str]:
@@ -196,3 +200,23 @@ def run_datasets(config: TrainConfig, splits_out: str | Path | None = None) -> R
     if splits_out is not None:
         save_splits(splits, splits_out)
     return RunDatasets(config, base, splits, description)
+
+
+def cached_views(views: list[DatasetView], progress: bool = True, limit_bytes: int = CACHE_LIMIT_BYTES) -> list:
+    """The same views (names, transforms) served from one :class:`~emr_lib.data.DecodedCache` per
+    base dataset, decoded now; the views unchanged (with a note) when the decoded samples would
+    take more than ``limit_bytes``, as a large dataset of your own may."""
+    wanted: dict[int, tuple] = {}
+    for view in views:
+        wanted.setdefault(id(view.base), (view.base, set()))[1].update(view.indices)
+    estimate = 0
+    for base, indices in wanted.values():
+        image, mask = base.read(min(indices))
+        estimate += len(indices) * (image.nbytes + mask.nbytes)
+    if estimate > limit_bytes:
+        print(f"not caching the decoded images: about {estimate / 2**30:.1f} GiB (limit {limit_bytes / 2**30:.1f})")
+        return views
+    caches = {key: DecodedCache(base) for key, (base, _) in wanted.items()}
+    for key, (_, indices) in wanted.items():
+        caches[key].fill(indices, progress)
+    return [DatasetView(caches[id(view.base)], view.names, view.transform) for view in views]

@@ -136,7 +136,7 @@ def _report_last_epoch(out: Path, config: TrainConfig, record: dict) -> dict:
     rewrite ``record.json``, keeping the old metrics as ``test_metrics_best_epoch``."""
     data, device = run_datasets(config), select_device(config.device)
     model = build_model(config.model, config.num_classes, **config.model_options).to(device)
-    result = evaluate_final(model, out, data, config, device, amp=False, progress=False, per_image=True)
+    result = evaluate_final(model, out, data, config, device, progress=False, per_image=True)
     record = {**record, "test_metrics_best_epoch": record["test_metrics"], **result}
     atomic_write(json.dumps(record, indent=1), out / "record.json")
     best, last = 100 * record["test_metrics_best_epoch"]["mIoU"], 100 * result["test_metrics"]["mIoU"]

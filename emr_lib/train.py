@@ -54,7 +54,7 @@ from .metrics import format_metrics
 from .models import backbone_of
 from .profiles import TrainConfig
 from .provenance import provenance
-from .run_data import RunDatasets, run_datasets
+from .run_data import RunDatasets, cached_views, run_datasets
 from .runtime import (
     Distributed,
     Precision,
@@ -302,17 +302,16 @@ def run_record(config: TrainConfig, data: RunDatasets, state: TrainState, finish
     }
 
 
-def evaluate_final(
-    model, out_dir: Path, data: RunDatasets, config: TrainConfig, device, amp: bool, progress, per_image: bool
-) -> dict:
+def evaluate_final(model, out_dir: Path, data: RunDatasets, config: TrainConfig, device, progress, per_image: bool):
     """Test metrics of the weights a run reports, loaded into ``model``: the best validation epoch's
     when the data has a test part; the last epoch's when it has none (Tables 4-5's 4:1 split), so
     the images reported on never choose the epoch. With ``per_image``, each image's confusion
-    matrix too, for paired comparisons of runs (a bootstrap over test images)."""
+    matrix too, for paired comparisons of runs (a bootstrap over test images). Always in fp32,
+    whatever the training precision, so the per-image matrices add up to the reported one."""
     last = data.test_split != "test"
     state = load_checkpoint(out_dir / ("last.pt" if last else "best.pt"))
     model.load_state_dict(state["model"])
-    metrics, cm = evaluate(model, data.test, config.batch_size, device, config.num_classes, progress=progress, amp=amp)
+    metrics, cm = evaluate(model, data.test, config.batch_size, device, config.num_classes, progress=progress)
     selection = f"{'last' if last else 'best validation'} epoch ({state['epoch']})"
     result = {"test_split": data.test_split, "test_selection": selection, "test_metrics": metrics,
               "test_confusion_matrix": cm.tolist()}  # fmt: skip
@@ -347,6 +346,8 @@ def train(
     data = run_datasets(config, out_dir / "splits" if ctx.main else None)
     data.require("train", "val")
     train_set, val_set, test_set = data.train(out_dir, ctx), data.val, data.test
+    if config.cache_images:  # decoded once, for every epoch's training and validation pass
+        train_set, val_set = cached_views([train_set, val_set], progress=progress and ctx.main)
 
     model = build_run_model(config).to(device)
     frozen = _backbone_parameters(model, config)
@@ -409,7 +410,7 @@ def train(
     finished = stopped_early or bool(state.history and state.history[-1]["epoch"] == config.epochs)
     record = run_record(config, data, state, finished, out_dir, parameters=n_params, **run_provenance)
     if finished and best_path.is_file():
-        record.update(evaluate_final(model, out_dir, data, config, device, precision.enabled, progress, ctx.main))
+        record.update(evaluate_final(model, out_dir, data, config, device, progress, ctx.main))
         if ctx.main:
             metrics = format_metrics(record["test_metrics"])
             print(f"test ({len(test_set)} images, {record['test_selection']}): {metrics}")

@@ -2,7 +2,7 @@ import pytest
 
 from emr_lib.data import DataError
 from emr_lib.profiles import get_config
-from emr_lib.run_data import model_gsd, run_datasets
+from emr_lib.run_data import cached_views, model_gsd, run_datasets
 
 
 def test_a_config_gives_its_splits_and_a_dataset_per_split(tmp_path):
@@ -45,3 +45,17 @@ def test_the_model_ground_pixel_size_follows_the_resizing(real_data):
     assert model_gsd(get_config("quick", data=str(real_data / "bijie-224"), size=160)) == pytest.approx(0.8 * 224 / 160)
     assert model_gsd(get_config("quick", data=str(real_data / "bijie-224"), size=160, gsd=0.5)) == pytest.approx(0.7)
     assert run_datasets(quick).model_gsd == pytest.approx(2.0)
+
+
+def test_cached_views_serve_the_same_items_from_memory_within_the_limit():
+    data = run_datasets(get_config("quick", synthetic_n=24))
+    views = [data.train(), data.val]
+    train_view, val_view = cached_views(views, progress=False)
+    assert train_view.names == views[0].names and train_view.transform is views[0].transform
+    assert train_view.base is val_view.base and len(train_view.base.samples) == len(views[0]) + len(views[1])
+    first, again = val_view[0], views[1][0]
+    assert (first["image"] == again["image"]).all() and (first["mask"] == again["mask"]).all()
+    image, _ = val_view.read(0)
+    image[:] = 0  # a transform may write into what it reads: the cache keeps its own copy
+    assert val_view.read(0)[0].any()
+    assert cached_views(views, progress=False, limit_bytes=0) == views  # too large: served as before

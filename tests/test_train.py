@@ -49,9 +49,10 @@ def test_quick_training_writes_checkpoints_history_and_record(tmp_path):
     assert cm.tolist() == record["test_confusion_matrix"]
 
 
-def test_same_seed_same_result(tmp_path):
+def test_same_seed_same_result_with_or_without_the_decoded_image_cache(tmp_path):
     a = train(_tiny(epochs=2), tmp_path / "a", progress=False)
-    b = train(_tiny(epochs=2), tmp_path / "b", progress=False)
+    b = train(_tiny(epochs=2, cache_images=False), tmp_path / "b", progress=False)
+    assert get_config("workshop").cache_images  # on by default: it changes no number
     assert a["test_confusion_matrix"] == b["test_confusion_matrix"]
     assert load_checkpoint(tmp_path / "a" / "last.pt")["history"][-1]["train_loss"] == pytest.approx(
         load_checkpoint(tmp_path / "b" / "last.pt")["history"][-1]["train_loss"], abs=0
@@ -198,6 +199,9 @@ def test_cpu_fast_trains_in_bf16_and_channels_last_and_is_off_by_default(tmp_pat
     assert uses_channels_last(_tiny(cpu_fast=True), cpu) and not uses_channels_last(_tiny(), cpu)
     record = train(_tiny(epochs=1, cpu_fast=True, device="cpu"), tmp_path, progress=False)
     assert record["status"] == "finished" and math.isfinite(record["test_metrics"]["loss"])
+    # validation ran in bf16, the test evaluation in fp32: the per-image matrices add up to the reported one
+    summed = torch.tensor(list(record["test_per_image"].values())).sum(0)
+    assert summed.tolist() == record["test_confusion_matrix"]
     assert not any(get_config(name).cpu_fast for name in ("quick", "workshop", "paper"))
 
 

@@ -3,7 +3,7 @@
 See ``data/README.md`` for how to obtain and prepare the real datasets.
 """
 
-from .base import SampleDataset, to_item
+from .base import DecodedCache, SampleDataset, to_item
 from .combined import CombinedDataset
 from .datasets import (
     BijieDataset,
@@ -24,6 +24,7 @@ from .tiles import SceneTiles, tile_scene
 
 __all__ = [
     "SampleDataset",
+    "DecodedCache",
     "CombinedDataset",
     "BijieDataset",
     "FolderDataset",

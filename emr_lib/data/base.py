@@ -26,7 +26,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-__all__ = ["Transform", "SampleDataset", "to_item"]
+__all__ = ["Transform", "SampleDataset", "DecodedCache", "to_item"]
 
 Transform = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -79,3 +79,32 @@ class SampleDataset(Dataset):
             Image.fromarray(image).save(folder / "images" / f"{names[i]}.png")
             Image.fromarray(mask.astype(np.uint8)).save(folder / "masks" / f"{names[i]}.png")
         return folder
+
+
+class DecodedCache(SampleDataset):
+    """Another dataset's samples, decoded once and kept in memory (untransformed).
+
+    Training reads every image once an epoch; decoding a PNG costs about as much as augmenting
+    it, so keeping the decoded arrays saves that share of the epoch and changes no number
+    (the transforms, and their random draws, are the same). :meth:`fill` decodes ahead, in the
+    main process, so DataLoader workers started later share the arrays instead of decoding them
+    again. ``read`` returns copies: a transform may write into its input.
+    """
+
+    def __init__(self, dataset):
+        self.dataset, self.names, self.samples = dataset, dataset.names, {}
+
+    def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        if index not in self.samples:
+            self.samples[index] = self.dataset.read(index)
+        image, mask = self.samples[index]
+        return image.copy(), mask.copy()
+
+    def sample_digest(self, index: int) -> bytes:
+        return self.dataset.sample_digest(index)
+
+    def fill(self, indices, progress: bool = True) -> int:
+        """Decode samples ``indices`` now; returns the bytes held."""
+        for index in tqdm(sorted(set(indices)), desc="decoding images into memory", leave=False, disable=not progress):
+            self.read(index)
+        return sum(image.nbytes + mask.nbytes for image, mask in self.samples.values())
