@@ -39,8 +39,7 @@ PAPER_ITEMS = [
     Item("Table 3: models on Sichuan", "`data prepare sichuan`, then notebooks 03-04 set Table 3 beside the results",
          "`pipeline --only 04 --data PREPARED`", "-", "cannot run here: the Sichuan data is not in ../shared"),
     Item("Table 4: ablation", "notebook 05 on Bijie alone (the paper: Bijie + Sichuan, 6524 images)",
-         "`pipeline --only 05 --param tables=4` or `table 4`", "`05_table4.md`",
-         "not reproduced at this scale; one seed"),
+         "`pipeline --only 05 --param tables=4` or `table 4`", "`05_table4.md`, `table4_seeds.md`", "{table4}"),
     Item("Table 5: attention blocks", "notebook 05, the block in HRNet's branches swapped",
          "`pipeline --only 05 --param tables=5` or `table 5`", "`05_table5.md`",
          "not reproduced at this scale (order reversed); one seed"),
@@ -109,36 +108,52 @@ def _numbers(root: Path) -> list[str]:
     return lines
 
 
-def _table2_status(root: Path) -> str:
-    """Table 2's status from the paired intervals of EMR-HRNet minus HRNet over seeds, when they exist."""
-    rows = [r for r in _read(root, "table2_differences.csv") if r["row"] == "emr_hrnet" and r["versus"] == "hrnet"]
+# the claims that several seeds test: table -> (row, reference row, how each reads, section title)
+SEED_CLAIMS = {
+    2: ("emr_hrnet", "hrnet", "EMR-HRNet", "HRNet", "HRNet against EMR-HRNet over seeds"),
+    4: (
+        "+DEMA+RMA+CenterRep",
+        "baseline",
+        "the full model",
+        "the baseline",
+        "Table 4's baseline against the full model (+DEMA+RMA+CenterRep) over seeds",
+    ),
+}
+
+
+def _claim_status(root: Path, number: int, one_seed: str) -> str:
+    """A table's status from the paired intervals of its claim's difference over seeds, when they exist."""
+    row, reference, name, reference_name, _ = SEED_CLAIMS[number]
+    differences = _read(root, f"table{number}_differences.csv")
+    rows = [r for r in differences if r["row"] == row and r["versus"] == reference]
     if not rows:
-        return "not reproduced at this scale (one seed; see below)"
+        return one_seed
     above = sum(float(r["ci_low"]) > 0 for r in rows)
     below = sum(float(r["ci_high"]) < 0 for r in rows)
     seeds = "95 % paired bootstrap interval over the test images, per seed"
     if above == len(rows):
-        return f"direction reproduced: EMR-HRNet above HRNet in every seed ({seeds})"
+        return f"direction reproduced: {name} above {reference_name} in every seed ({seeds})"
     if below == len(rows):
-        return f"not reproduced: EMR-HRNet below HRNet in every seed ({seeds})"
+        return f"not reproduced: {name} below {reference_name} in every seed ({seeds})"
     across = len(rows) - above - below
     return (
-        f"not detected at this scale: EMR-HRNet minus HRNet is above 0 in {above}, below 0 in {below} and "
+        f"not detected at this scale: {name} minus {reference_name} is above 0 in {above}, below 0 in {below} and "
         f"unresolved in {across} of {len(rows)} seeds ({seeds})"
     )
 
 
-def _seeds(root: Path) -> list[str]:
-    spread, differences = _read(root, "table2_seeds.csv"), _read(root, "table2_differences.csv")
+def _seeds(root: Path, number: int) -> list[str]:
+    spread, differences = _read(root, f"table{number}_seeds.csv"), _read(root, f"table{number}_differences.csv")
     if not spread:
         return []
-    lines = ["## HRNet against EMR-HRNet over seeds", ""]
+    _, reference, name, reference_name, title = SEED_CLAIMS[number]
+    lines = [f"## {title}", ""]
     lines += [
-        f"Test mIoU (%) per model over seeds, from `figures/workshop/table2_seeds.csv` "
-        f"({_footer(root, 'table2_seeds.md')}):",
+        f"Test mIoU (%) per row over seeds, from `figures/workshop/table{number}_seeds.csv` "
+        f"({_footer(root, f'table{number}_seeds.md')}):",
         "",
     ]
-    lines += ["| model | seeds | mean | sd | min | max |", "|---|---|---|---|---|---|"]
+    lines += ["| row | seeds | mean | sd | min | max |", "|---|---|---|---|---|---|"]
     for r in spread:
         lines.append(
             f"| {r['row']} | {r['seeds']} | {float(r['mIoU_mean']):.2f} | {float(r['mIoU_sd']):.2f} | "
@@ -146,14 +161,15 @@ def _seeds(root: Path) -> list[str]:
         )
     lines += [
         "",
-        "EMR-HRNet minus HRNet per seed, with its 95 % paired bootstrap interval over the test images "
-        "(`figures/workshop/table2_differences.csv`):",
+        f"Each row minus {reference_name} per seed, with its 95 % paired bootstrap interval over the test images "
+        f"(`figures/workshop/table{number}_differences.csv`):",
         "",
     ]
-    lines += ["| seed | difference | interval |", "|---|---|---|"]
+    lines += ["| row | seed | difference | interval |", "|---|---|---|---|"]
     for r in differences:
         lines.append(
-            f"| {r['seed']} | {float(r['mIoU_diff']):+.2f} | [{float(r['ci_low']):+.2f}, {float(r['ci_high']):+.2f}] |"
+            f"| {r['row']} | {r['seed']} | {float(r['mIoU_diff']):+.2f} | "
+            f"[{float(r['ci_low']):+.2f}, {float(r['ci_high']):+.2f}] |"
         )
     return [*lines, ""]
 
@@ -207,9 +223,17 @@ def _deviations(root: Path) -> list[str]:
     ]
 
 
+def claim_statuses(root: Path) -> dict[str, str]:
+    """The statuses that depend on seed runs, for ``PAPER_ITEMS``' ``{table2}`` and ``{table4}``."""
+    return {
+        "table2": _claim_status(root, 2, "not reproduced at this scale (one seed; see below)"),
+        "table4": _claim_status(root, 4, "not reproduced at this scale; one seed"),
+    }
+
+
 def render_ledger(root: Path | None = None) -> str:
     root = root or project_root()
-    table2 = _table2_status(root)
+    status = claim_statuses(root)
     lines = [
         "# What this kit reproduces of the paper",
         "",
@@ -220,13 +244,11 @@ def render_ledger(root: Path | None = None) -> str:
         "",
         "| paper | what the kit does | command | result | status |",
         "|---|---|---|---|---|",
-        *[
-            f"| {i.paper} | {i.kit} | {i.command} | {i.result} | {i.status.format(table2=table2)} |"
-            for i in PAPER_ITEMS
-        ],
+        *[f"| {i.paper} | {i.kit} | {i.command} | {i.result} | {i.status.format(**status)} |" for i in PAPER_ITEMS],
         "",
         *_numbers(root),
-        *_seeds(root),
+        *_seeds(root, 2),
+        *_seeds(root, 4),
         *_deviations(root),
     ]
     return "\n".join(lines) + "\n"
