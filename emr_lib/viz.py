@@ -199,8 +199,11 @@ def plot_metric_comparison(rows: Sequence[dict], key: str = "mIoU", label: str =
     ax.set_ylim(-0.7, len(rows) - 0.3)
     ax.set_xlabel(f"{key} (%)")
     ax.grid(axis="x", color="0.92")
-    fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=3, frameon=False, fontsize=8)
-    fig.tight_layout(rect=(0, 0.35 / fig.get_figheight(), 1, 1))  # 0.35 in at the bottom for the legend
+    # the legend in the bottom 0.5 in, above the provenance line that save_figure writes at the very bottom
+    height = fig.get_figheight()
+    fig.legend(*ax.get_legend_handles_labels(), loc="lower center", bbox_to_anchor=(0.5, 0.12 / height),
+               ncol=3, frameon=False, fontsize=8)  # fmt: skip
+    fig.tight_layout(rect=(0, 0.5 / height, 1, 1))
     return fig
 
 
