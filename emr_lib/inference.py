@@ -36,6 +36,7 @@ def evaluate(
     num_classes: int = 2,
     progress: bool = True,
     amp: bool = False,
+    dtype: torch.dtype | None = None,
 ) -> tuple[dict[str, float], torch.Tensor]:
     """Metrics over ``dataset`` from one accumulated confusion matrix, and that matrix.
 
@@ -51,7 +52,8 @@ def evaluate(
     loss_sum = torch.zeros(2, dtype=torch.float64)
     for batch in tqdm(loader, desc="evaluating", leave=False, disable=not (progress and rank == 0)):
         images, masks = batch["image"].to(device), batch["mask"].to(device)
-        with torch.autocast(device.type, enabled=amp and device.type in ("cuda", "cpu")):  # cpu: bf16
+        # ``dtype``: the training's (Precision.dtype); None: autocast's default (fp16 on CUDA, bf16 on a CPU)
+        with torch.autocast(device.type, dtype=dtype, enabled=amp and device.type in ("cuda", "cpu")):
             logits = model(images)
         loss_sum += torch.tensor([F.cross_entropy(logits.float(), masks, reduction="sum").item(), masks.numel()])
         cm += confusion_matrix(logits.argmax(1), masks, num_classes)

@@ -386,7 +386,7 @@ def train(
         held = frozen if epoch < config.freeze_epochs else ()
         train_loss = train_one_epoch(train_model, loader, optimizer, precision, config, device, desc, show, held)
         val_metrics, _ = evaluate(
-            model, val_set, config.batch_size, device, config.num_classes, progress=progress, amp=precision.enabled
+            model, val_set, config.batch_size, device, config.num_classes, progress, precision.enabled, precision.dtype
         )
         state.epoch = epoch + 1
         improved = state.update(val_metrics["mIoU"])

@@ -104,8 +104,7 @@ class DecodedCache(SampleDataset):
     def sample_digest(self, index: int) -> bytes:
         return self.dataset.sample_digest(index)
 
-    def fill(self, indices, progress: bool = True) -> int:
-        """Decode samples ``indices`` now; returns the bytes held."""
+    def fill(self, indices, progress: bool = True) -> None:
+        """Decode samples ``indices`` now."""
         for index in tqdm(sorted(set(indices)), desc="decoding images into memory", leave=False, disable=not progress):
             self.read(index)
-        return sum(image.nbytes + mask.nbytes for image, mask in self.samples.values())
