@@ -6,11 +6,13 @@ Trains the workshop EMR-HRNet for ``--epochs`` epochs three ways, alternating fo
 rounds so all meet the same machine state: as before the decoded-image cache
 (``cache_images=false``: every epoch decodes every PNG again), with the profile's settings now
 (the cache: the same numbers), and with ``cpu_fast`` as well (channels_last and bf16 autocast for
-the training steps and validation: other numbers, opt-in). Reports the median epoch time
-(training steps plus validation) of each and the ratio to the first. It also times where an
-epoch goes: reading and augmenting the training split from the files and from the cache (and
-filling the cache, once a run), and one validation pass in fp32 and in bf16. Nothing is
-asserted; the table is printed and saved to ``runs/benchmarks/cpu_speedup.json``.
+the training steps and validation, a fused optimiser step, augmentation at the training size:
+other numbers, opt-in). Reports the median epoch time (training steps plus validation) of each
+and the ratio to the first. It also times where an epoch goes: reading and augmenting the
+training split from the files, from the cache, and from the cache at the training size with
+augmentation at that size (and filling the cache, once a run), and one validation pass in fp32
+and in bf16. Nothing is asserted; the table is printed and saved to
+``runs/benchmarks/cpu_speedup.json``.
 """
 
 from __future__ import annotations
@@ -33,15 +35,18 @@ from emr_lib.train import epoch_loader, train
 
 
 def where_time_goes(config) -> dict:
-    """Seconds to read and augment one epoch of the training split (from the files, then from the
-    decoded cache), and for one validation pass in fp32 and in bf16."""
+    """Seconds to read and augment one epoch of the training split (from the files, from the
+    decoded cache, and at the training size from a cache kept at it), and for one validation pass
+    in fp32 and in bf16."""
     data = run_datasets(config)
     times = {}
     train_view, val_view = data.train(), data.val
     started = time.perf_counter()
     cached_train, cached_val = cached_views([train_view, val_view], progress=False)
     times["decode_into_cache_once_s"] = time.perf_counter() - started
-    for key, view in (("read_augment_s", train_view), ("read_augment_cached_s", cached_train)):
+    (at_size,) = cached_views([data.train(augment_at_size=True)], progress=False, size=config.size)
+    views = (("read_augment_s", train_view), ("read_augment_cached_s", cached_train))
+    for key, view in (*views, ("read_augment_at_size_cached_s", at_size)):
         started = time.perf_counter()
         for _ in epoch_loader(view, config, 0, Distributed(), workers=0, pin=False):
             pass

@@ -82,8 +82,10 @@ class TrainConfig:
     amp: bool = True  # mixed precision, on CUDA only
     channels_last: bool = True  # on CUDA only
     # on a CPU: channels_last memory and bf16 autocast for the training steps and validation (the
-    # test evaluation stays fp32). About 1.3x faster steps on a CPU with AVX-512, but the numbers
-    # change, so it is off in every profile: the committed workshop tables are what they produce.
+    # test evaluation stays fp32), a fused optimiser step, and augmentation at the training size
+    # (resized first, and kept at that size by the image cache). Faster on a CPU with AVX-512,
+    # but the numbers change, so it is off in every profile: the committed workshop tables are
+    # what the profiles produce (README, "Faster CPU training").
     cpu_fast: bool = False
     # decode the training and validation images once and keep them in memory (up to 2 GiB):
     # the same numbers, a shorter epoch (see run_data.cached_views)

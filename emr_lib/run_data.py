@@ -153,8 +153,13 @@ class RunDatasets:
             if not self.splits.get(key):
                 raise DataError(f"the {key} split is empty; use more data or other split ratios")
 
-    def train(self, out_dir: str | Path | None = None, dist: Distributed | None = None) -> DatasetView:
+    def train(
+        self, out_dir: str | Path | None = None, dist: Distributed | None = None, augment_at_size: bool = False
+    ) -> DatasetView:
         """The training split with the configuration's augmentation.
+
+        ``augment_at_size`` resizes to ``config.size`` first and augments at that size (cheaper
+        when the images are larger; other numbers than resizing last, so only with ``cpu_fast``).
 
         With ``offline_expansion`` the split is first expanded into ``out_dir/expanded``
         (once, by the main process; the others wait) and the expanded copies are served;
@@ -177,9 +182,12 @@ class RunDatasets:
             if not config.augment:
                 return DatasetView(base, names, eval_transform(config.size))
         if config.augment:
-            transform = train_transform(config.size, centerrep=config.centerrep, scale_jitter=config.scale_jitter)
+            transform = train_transform(
+                config.size, config.centerrep, scale_jitter=config.scale_jitter, resize_first=augment_at_size
+            )
         elif config.centerrep > 0:
-            transform = Compose([CenterRep(config.centerrep), Resize(config.size)])
+            steps = [CenterRep(config.centerrep), Resize(config.size)]
+            transform = Compose(steps[::-1] if augment_at_size else steps)
         else:
             transform = eval_transform(config.size)
         return DatasetView(base, names, transform)
@@ -202,10 +210,13 @@ def run_datasets(config: TrainConfig, splits_out: str | Path | None = None) -> R
     return RunDatasets(config, base, splits, description)
 
 
-def cached_views(views: list[DatasetView], progress: bool = True, limit_bytes: int = CACHE_LIMIT_BYTES) -> list:
+def cached_views(
+    views: list[DatasetView], progress: bool = True, limit_bytes: int = CACHE_LIMIT_BYTES, size: int | None = None
+) -> list:
     """The same views (names, transforms) served from one :class:`~emr_lib.data.DecodedCache` per
     base dataset, decoded now; the views unchanged (with a note) when the decoded samples would
-    take more than ``limit_bytes``, as a large dataset of your own may."""
+    take more than ``limit_bytes``, as a large dataset of your own may. ``size``: kept resized to
+    it, for views whose transforms all resize to that size first (the same numbers for them)."""
     wanted: dict[int, tuple] = {}
     for view in views:
         wanted.setdefault(id(view.base), (view.base, set()))[1].update(view.indices)
@@ -216,7 +227,7 @@ def cached_views(views: list[DatasetView], progress: bool = True, limit_bytes: i
     if estimate > limit_bytes:
         print(f"not caching the decoded images: about {estimate / 2**30:.1f} GiB (limit {limit_bytes / 2**30:.1f})")
         return views
-    caches = {key: DecodedCache(base) for key, (base, _) in wanted.items()}
+    caches = {key: DecodedCache(base, size) for key, (base, _) in wanted.items()}
     for key, (_, indices) in wanted.items():
         caches[key].fill(indices, progress)
     return [DatasetView(caches[id(view.base)], view.names, view.transform) for view in views]

@@ -18,6 +18,7 @@ import torch.distributed as dist
 __all__ = [
     "Precision",
     "uses_channels_last",
+    "uses_cpu_fast",
     "seed_rngs",
     "seed_everything",
     "seed_worker",
@@ -127,5 +128,10 @@ class Precision:
         return cls(enabled, dtype, torch.amp.GradScaler("cuda", enabled=enabled and dtype == torch.float16))
 
 
+def uses_cpu_fast(config, device: torch.device) -> bool:
+    """``config.cpu_fast`` applies: on a CPU only."""
+    return config.cpu_fast and device.type == "cpu"
+
+
 def uses_channels_last(config, device: torch.device) -> bool:
-    return (config.channels_last and device.type == "cuda") or (config.cpu_fast and device.type == "cpu")
+    return (config.channels_last and device.type == "cuda") or uses_cpu_fast(config, device)

@@ -1,5 +1,6 @@
 import pytest
 
+from emr_lib.augment import Resize
 from emr_lib.data import DataError
 from emr_lib.profiles import get_config
 from emr_lib.run_data import cached_views, model_gsd, run_datasets
@@ -59,3 +60,16 @@ def test_cached_views_serve_the_same_items_from_memory_within_the_limit():
     image[:] = 0  # a transform may write into what it reads: the cache keeps its own copy
     assert val_view.read(0)[0].any()
     assert cached_views(views, progress=False, limit_bytes=0) == views  # too large: served as before
+
+
+def test_cpu_fast_augments_at_the_training_size_from_images_kept_at_it():
+    data = run_datasets(get_config("quick", synthetic_n=24, synthetic_size=96, size=64))
+    view = data.train(augment_at_size=True)
+    steps = view.transform.transforms
+    assert isinstance(steps[0], Resize) and not any(isinstance(step, Resize) for step in steps[1:])
+    assert isinstance(data.train().transform.transforms[-1], Resize)  # by default: augment, then resize
+    train_view, val_view = cached_views([view, data.val], progress=False, size=64)
+    assert train_view.base.read(0)[0].shape == (64, 64, 3)  # kept at the training size
+    assert train_view[0]["image"].shape == (3, 64, 64)
+    # validation resizes only, so its inputs are those it reads without the cache
+    assert all((val_view[i]["image"] == data.val[i]["image"]).all() for i in range(len(data.val)))

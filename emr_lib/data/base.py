@@ -26,6 +26,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from .io import resize_pair
+
 __all__ = ["Transform", "SampleDataset", "DecodedCache", "to_item"]
 
 Transform = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -82,22 +84,25 @@ class SampleDataset(Dataset):
 
 
 class DecodedCache(SampleDataset):
-    """Another dataset's samples, decoded once and kept in memory (untransformed).
+    """Another dataset's samples, decoded once and kept in memory (untransformed, or resized).
 
     Training reads every image once an epoch; decoding Bijie's PNGs took about a third of
     reading and augmenting them (0.7 of 2.1 s an epoch, benchmarks/bench_cpu_speedup.py), so
     keeping the decoded arrays saves that share and changes no number (the transforms, and
-    their random draws, are the same). :meth:`fill` decodes ahead, in the
-    main process, so DataLoader workers started later share the arrays instead of decoding them
-    again. ``read`` returns copies: a transform may write into its input.
+    their random draws, are the same). With ``size`` the samples are kept resized to it (as
+    :func:`~emr_lib.data.io.resize_pair` does), for transforms that resize first: smaller, and
+    that resize is done once. :meth:`fill` decodes ahead, in the main process, so DataLoader
+    workers started later share the arrays instead of decoding them again. ``read`` returns
+    copies: a transform may write into its input.
     """
 
-    def __init__(self, dataset):
-        self.dataset, self.names, self.samples = dataset, dataset.names, {}
+    def __init__(self, dataset, size: int | None = None):
+        self.dataset, self.names, self.size, self.samples = dataset, dataset.names, size, {}
 
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         if index not in self.samples:
-            self.samples[index] = self.dataset.read(index)
+            image, mask = self.dataset.read(index)
+            self.samples[index] = resize_pair(image, mask, self.size) if self.size else (image, mask)
         image, mask = self.samples[index]
         return image.copy(), mask.copy()
 
