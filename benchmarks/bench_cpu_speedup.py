@@ -44,7 +44,7 @@ def where_time_goes(config) -> dict:
     started = time.perf_counter()
     cached_train, cached_val = cached_views([train_view, val_view], progress=False)
     times["decode_into_cache_once_s"] = time.perf_counter() - started
-    (at_size,) = cached_views([data.train(augment_at_size=True)], progress=False, size=config.size)
+    (at_size,) = cached_views([data.train(augment_at_size=True)], progress=False)  # kept at the size
     views = (("read_augment_s", train_view), ("read_augment_cached_s", cached_train))
     for key, view in (*views, ("read_augment_at_size_cached_s", at_size)):
         started = time.perf_counter()

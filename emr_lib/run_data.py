@@ -186,8 +186,8 @@ class RunDatasets:
                 config.size, config.centerrep, scale_jitter=config.scale_jitter, resize_first=augment_at_size
             )
         elif config.centerrep > 0:
-            steps = [CenterRep(config.centerrep), Resize(config.size)]
-            transform = Compose(steps[::-1] if augment_at_size else steps)
+            centerrep, resize = CenterRep(config.centerrep), Resize(config.size)
+            transform = Compose([resize, centerrep] if augment_at_size else [centerrep, resize])
         else:
             transform = eval_transform(config.size)
         return DatasetView(base, names, transform)
@@ -210,24 +210,34 @@ def run_datasets(config: TrainConfig, splits_out: str | Path | None = None) -> R
     return RunDatasets(config, base, splits, description)
 
 
-def cached_views(
-    views: list[DatasetView], progress: bool = True, limit_bytes: int = CACHE_LIMIT_BYTES, size: int | None = None
-) -> list:
+def _leading_resize(view: DatasetView) -> int | tuple | None:
+    """The size a view's transform resizes to before anything else, if it does."""
+    steps = getattr(view.transform, "transforms", None)
+    return steps[0].size if steps and isinstance(steps[0], Resize) else None
+
+
+def cached_views(views: list[DatasetView], progress: bool = True, limit_bytes: int = CACHE_LIMIT_BYTES) -> list:
     """The same views (names, transforms) served from one :class:`~emr_lib.data.DecodedCache` per
     base dataset, decoded now; the views unchanged (with a note) when the decoded samples would
-    take more than ``limit_bytes``, as a large dataset of your own may. ``size``: kept resized to
-    it, for views whose transforms all resize to that size first (the same numbers for them)."""
+    take more than ``limit_bytes``, as a large dataset of your own may.
+
+    When every view of a base resizes to one size first (``cpu_fast``'s augmentation at the
+    training size, and validation), that base is kept resized to it: the same numbers, as those
+    first resizes then find their input at its size, and the resizing is done once."""
     wanted: dict[int, tuple] = {}
     for view in views:
-        wanted.setdefault(id(view.base), (view.base, set()))[1].update(view.indices)
+        wanted.setdefault(id(view.base), (view.base, set(), set()))
+        wanted[id(view.base)][1].update(view.indices)
+        wanted[id(view.base)][2].add(_leading_resize(view))
     estimate = 0
-    for base, indices in wanted.values():
+    for base, indices, _ in wanted.values():
         image, mask = base.read(min(indices))
         estimate += len(indices) * (image.nbytes + mask.nbytes)
     if estimate > limit_bytes:
         print(f"not caching the decoded images: about {estimate / 2**30:.1f} GiB (limit {limit_bytes / 2**30:.1f})")
         return views
-    caches = {key: DecodedCache(base, size) for key, (base, _) in wanted.items()}
-    for key, (_, indices) in wanted.items():
+    caches = {}
+    for key, (base, indices, sizes) in wanted.items():
+        caches[key] = DecodedCache(base, sizes.pop() if len(sizes) == 1 else None)
         caches[key].fill(indices, progress)
     return [DatasetView(caches[id(view.base)], view.names, view.transform) for view in views]

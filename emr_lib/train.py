@@ -348,11 +348,10 @@ def train(
 
     data = run_datasets(config, out_dir / "splits" if ctx.main else None)
     data.require("train", "val")
-    fast = uses_cpu_fast(config, device)  # augments at the training size, so may keep images at it
+    fast = uses_cpu_fast(config, device)
     train_set, val_set, test_set = data.train(out_dir, ctx, augment_at_size=fast), data.val, data.test
-    if config.cache_images:  # decoded once, for every epoch's training and validation pass
-        size = config.size if fast else None
-        train_set, val_set = cached_views([train_set, val_set], progress=progress and ctx.main, size=size)
+    if config.cache_images:  # decoded once (and resized once, with cpu_fast), for every epoch
+        train_set, val_set = cached_views([train_set, val_set], progress=progress and ctx.main)
 
     model = build_run_model(config).to(device)
     frozen = _backbone_parameters(model, config)

@@ -68,8 +68,9 @@ def test_cpu_fast_augments_at_the_training_size_from_images_kept_at_it():
     steps = view.transform.transforms
     assert isinstance(steps[0], Resize) and not any(isinstance(step, Resize) for step in steps[1:])
     assert isinstance(data.train().transform.transforms[-1], Resize)  # by default: augment, then resize
-    train_view, val_view = cached_views([view, data.val], progress=False, size=64)
-    assert train_view.base.read(0)[0].shape == (64, 64, 3)  # kept at the training size
+    train_view, val_view = cached_views([view, data.val], progress=False)
+    assert train_view.base.read(0)[0].shape == (64, 64, 3)  # both resize first: kept at the training size
+    assert cached_views([data.train(), data.val], progress=False)[0].base.read(0)[0].shape == (96, 96, 3)
     assert train_view[0]["image"].shape == (3, 64, 64)
     # validation resizes only, so its inputs are those it reads without the cache
     assert all((val_view[i]["image"] == data.val[i]["image"]).all() for i in range(len(data.val)))
