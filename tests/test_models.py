@@ -69,14 +69,16 @@ def test_ablation_switches_change_parameters_as_expected():
     dema_only = n(rma=False)
     rma_only = n(dema=False)
     full = n()
+    light_dema_only = n(rma=False, dema_blocks="last")
     assert baseline == hrnet  # dropout adds no parameters
-    # 26 DEMA blocks at W32: branches of 32/64/128/256 channels hold 8/8/7/3 of them
-    assert dema_only - hrnet == 8 * _ema_params(32, 8) + 8 * _ema_params(64, 16) + 7 * _ema_params(
+    # the lighter variant's 26 DEMA blocks at W32: branches of 32/64/128/256 channels hold 8/8/7/3 of them
+    assert light_dema_only - hrnet == 8 * _ema_params(32, 8) + 8 * _ema_params(64, 16) + 7 * _ema_params(
         128, 32
     ) + 3 * _ema_params(256, 32)
+    # the paper's placement converts all four basic blocks of every branch: four times as many
+    assert dema_only - hrnet == 4 * (light_dema_only - hrnet)
     assert rma_only - hrnet == _rma_params([32, 64, 128, 256])
     assert full - hrnet == (dema_only - hrnet) + (rma_only - hrnet)
-    assert n(dema_blocks="all") - hrnet == 4 * (dema_only - hrnet) + (rma_only - hrnet)
 
 
 @pytest.mark.parametrize("block", ["gam", "parnet", "cbam"])
@@ -89,13 +91,24 @@ def test_table5_blocks_replace_dema(block):
         assert model.eval()(torch.rand(1, 3, 64, 64)).shape == (1, 2, 64, 64)
 
 
-@pytest.mark.parametrize("width, expected", [("18_small", 9), (32, 26)])
-def test_dema_blocks_are_dilated(width, expected):
-    model = build_model("emr_hrnet", width=width)
+@pytest.mark.parametrize(
+    "width, placement, expected", [("18_small", "all", 18), (32, "all", 104), ("18_small", "last", 9), (32, "last", 26)]
+)
+def test_dema_blocks_are_dilated(width, placement, expected):
+    model = build_model("emr_hrnet", width=width, dema_blocks=placement)
     blocks = [m for m in model.modules() if isinstance(m, DEMA)]
-    assert len(blocks) == expected  # one per branch per high-resolution module
-    assert all(b.conv2.dilation == (2, 2) for b in blocks)
+    assert len(blocks) == expected  # "all": every basic block; "last": one per branch per module
+    assert all(b.conv1.dilation == (1, 1) and b.conv2.dilation == (2, 2) for b in blocks)
     assert len([m for m in model.modules() if isinstance(m, RefConv)]) == 6
+
+
+def test_default_emr_hrnet_has_the_papers_dema_placement():
+    model = build_model("emr_hrnet", width=32)
+    plain_basic = [m for m in model.backbone.modules() if type(m).__name__ == "BasicBlock"]
+    assert plain_basic == []  # no plain basic block is left in stages 2-4
+    assert sum(isinstance(m, DEMA) for m in model.modules()) == 104
+    with pytest.raises(ValueError, match="dema_blocks"):
+        build_model("emr_hrnet", width="18_small", dema_blocks="first")
 
 
 def test_deploy_converts_every_refconv_without_changing_outputs():

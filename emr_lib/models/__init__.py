@@ -50,7 +50,8 @@ def build_model(name: str, num_classes: int = 2, **options) -> nn.Module:
     Options by model:
         hrnet: ``width`` (18, 32, 48, "18_small"; default 32), ``dropout`` (0), ``pretrained``.
         emr_hrnet: ``width``, ``dema`` (True), ``rma`` (True), ``block`` ("dema", "gam",
-            "parnet", "cbam"), ``dilation``, ``dropout`` (0.5), ``pretrained``.
+            "parnet", "cbam"), ``dema_blocks`` ("all", the paper's placement, or "last", the
+            kit's lighter variant), ``dilation``, ``dropout`` (0.5), ``pretrained``.
         deeplabv3, pspnet, segformer, unet_vgg, se_unet: ``pretrained`` and smp options.
 
     ``pretrained`` is False (default, builds offline), True (downloads ImageNet weights,

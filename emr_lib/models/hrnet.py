@@ -7,15 +7,26 @@ BN + ReLU, 1x1 classifier, upsample to the input).
 
 EMR-HRNet changes three things:
 
-1. **DEMA blocks** in the backbone: in stages 2-4, the last basic block of every
-   branch of every high-resolution module (26 blocks at W32, just before
-   each cross-resolution fusion) becomes :class:`~emr_lib.models.blocks.DEMA` (second 3x3
-   conv dilated by 2, EMA before the residual sum); ``dema_blocks="all"`` converts
-   all 104 basic blocks. Why not all by default: EMA's many small ops cost far more
-   time on a CPU than its FLOPs suggest (all 104 made a W32 training step about
-   1.3x slower than HRNet's here; 26 keep it near the paper's FLOPs ratio). The
-   stem and the bottleneck stage 1 are unchanged. Conv weights keep timm's names,
-   so ImageNet HRNet weights still load.
+1. **DEMA blocks** in the backbone, where the paper puts them: "the DEMA block, which
+   replaced the 3x3 convolution layers in the backbone network of the HRNet model"
+   (section 3.3). HRNet's resolution-keeping 3x3 convolutions sit in pairs inside the
+   residual basic blocks of stages 2-4 (104 blocks at W18/W32/W48, 18 at "18_small"), so
+   by default (``dema_blocks="all"``) every one of those blocks becomes a
+   :class:`~emr_lib.models.blocks.DEMA`: its first 3x3 conv stays as it is, its second
+   3x3 conv is replaced by the same conv dilated by 2, and EMA re-weights the result
+   before the residual sum (the residual is the paper's "residual connections" that
+   counter dilation's gridding). Why this reading: the paper's DEMA figure is missing,
+   its text names a dilated convolution, EMA and a residual connection, and a basic
+   block is exactly a residual pair of 3x3 convs; dilating both would leave no
+   undilated 3x3 path in the block. Not converted: the stem's two stride-2 convs, the
+   bottleneck stage 1, and the transition and fusion convs (they change resolution or
+   width, not the 3x3 feature layers the sentence speaks of).
+   ``dema_blocks="last"`` is **the kit's lighter variant**: only the last basic block of
+   every branch in every high-resolution module (26 of 104 at W32, 9 of 18 at
+   "18_small", just before each cross-resolution fusion), which the kit used by default
+   before; EMA's many small ops make the paper placement slower on a CPU than its
+   FLOPs suggest (notebook 06 and ``python -m emr_lib efficiency`` measure both). Conv
+   weights keep timm's names, so ImageNet HRNet weights still load.
 2. **The RMA pyramid** (our wiring; the paper's figures are missing): a top-down
    pass with 1x1 laterals spreads deep semantics to the fine branches, then a
    bottom-up pass of RAD blocks (two RefConv 3x3 + BN + ReLU, then MDTA; the first
@@ -48,7 +59,7 @@ from torch import nn
 from .blocks import ATTENTION_BLOCKS, DEMA, RAD, AttentionBasicBlock
 from .weights import check_hub, load_local_weights, pretrained_download_error
 
-__all__ = ["HRNetV2", "HRNetV2Head", "RMAPyramid", "hrnet", "emr_hrnet", "HRNET_WIDTHS"]
+__all__ = ["HRNetV2", "HRNetV2Head", "RMAPyramid", "hrnet", "emr_hrnet", "HRNET_WIDTHS", "DEMA_PLACEMENTS"]
 
 HRNET_WIDTHS = {18: "hrnet_w18", 32: "hrnet_w32", 48: "hrnet_w48", "18_small": "hrnet_w18_small"}
 
@@ -147,15 +158,21 @@ def _hrnet_backbone(width, pretrained) -> nn.Module:
     return backbone
 
 
-def _replace_basic_blocks(backbone: nn.Module, make_block, which: str = "last") -> int:
+DEMA_PLACEMENTS = {
+    "all": "every basic block of stages 2-4 (the paper's placement)",
+    "last": "the last basic block of each branch in each module (the kit's lighter variant)",
+}
+
+
+def _replace_basic_blocks(backbone: nn.Module, make_block, which: str = "all") -> int:
     """Swap timm ``BasicBlock``s (stages 2-4) for ``make_block(channels)``, keeping conv/BN weights.
 
-    ``which="all"``: every basic block; ``which="last"``: the last block of each branch
-    in each high-resolution module (26 of HRNet's 104), i.e. once per branch just
-    before the module's cross-resolution fusion.
+    ``which="all"``: every basic block (the paper's placement; 104 at W32);
+    ``which="last"``: the last block of each branch in each high-resolution module
+    (26 of 104), once per branch just before the module's cross-resolution fusion.
     """
-    if which not in ("all", "last"):
-        raise ValueError(f"dema_blocks must be 'all' or 'last', got {which!r}")
+    if which not in DEMA_PLACEMENTS:
+        raise ValueError(f"dema_blocks must be one of {list(DEMA_PLACEMENTS)}, got {which!r}")
     replaced = 0
     for branch in list(backbone.modules()):
         children = list(branch.named_children())
@@ -185,7 +202,7 @@ def emr_hrnet(
     rma: bool = True,
     block: str = "dema",
     dilation: int | None = None,
-    dema_blocks: str = "last",
+    dema_blocks: str = "all",
     dropout: float = 0.5,
     pretrained=False,
 ) -> HRNetV2:
@@ -199,9 +216,10 @@ def emr_hrnet(
         block: which attention the backbone blocks get, "dema" (dilated conv + EMA),
             "gam", "parnet" or "cbam" (plain 3x3 convs plus that attention; Table 5).
         dilation: dilation of the blocks' second conv (default 2 for "dema", 1 otherwise).
-        dema_blocks: "last" (default: the last basic block of every branch in every
-            high-resolution module: 26 of 104 at W18/W32/W48, 9 of 18 for "18_small")
-            or "all".
+        dema_blocks: "all" (default, the paper's placement: every basic block of stages
+            2-4, 104 at W18/W32/W48, 18 at "18_small") or "last" (the kit's lighter
+            variant: the last basic block of every branch in every high-resolution
+            module, 26 of 104, 9 of 18).
         dropout: dropout before the classifier.
         pretrained: False, True (download ImageNet HRNet weights) or a local file.
     """
