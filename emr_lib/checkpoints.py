@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .models import build_model
+from .models import build_model, explicit_options
 from .profiles import TrainConfig
 
 __all__ = [
@@ -81,7 +81,8 @@ def model_from_checkpoint(state: dict | str | Path, expected_model: str | None =
             f"the checkpoint holds a {state['model_name']!r} model, not {expected_model!r}; "
             "pass the matching --model or leave it out"
         )
-    model = build_model(state["model_name"], num_classes=state["num_classes"], **state["model_options"])
+    options = explicit_options(state["model_name"], state["model_options"], stored=True)
+    model = build_model(state["model_name"], num_classes=state["num_classes"], **options)
     model.load_state_dict(state["model"])
     return model.eval()
 
@@ -92,7 +93,8 @@ def build_run_model(config: TrainConfig) -> nn.Module:
     if config.init:
         state = load_checkpoint(config.init)
         wanted = (config.model, json.loads(json.dumps(config.model_options)), config.num_classes)
-        held = (state["model_name"], state["model_options"], state["num_classes"])
+        stored_options = explicit_options(state["model_name"], state["model_options"], stored=True)
+        held = (state["model_name"], stored_options, state["num_classes"])
         if held != wanted:
             raise CheckpointError(
                 f"{config.init} holds {held[0]!r} with options {held[1]} ({held[2]} classes), but this run trains "

@@ -26,7 +26,16 @@ from .models import list_models
 from .paper import TABLE4, TABLE5, comparison_table, side_by_side
 from .uncertainty import bootstrap_interval
 
-__all__ = ["ABLATION_SPLIT", "RunSpec", "TABLES", "table_runs", "run_table", "table_rows", "table4_run_name"]
+__all__ = [
+    "ABLATION_SPLIT",
+    "RunSpec",
+    "TABLES",
+    "table_runs",
+    "run_table",
+    "table_rows",
+    "table4_run_name",
+    "paper_effects",
+]
 
 # the paper's 4:1 split for Tables 4 and 5: training and one held-out part
 ABLATION_SPLIT = {"train": 0.8, "val": 0.2}
@@ -112,6 +121,24 @@ def table_rows(number: int, records: dict[str, dict], dataset: str | None = None
         if "test_per_image" in record:
             row["mIoU_low"], row["mIoU_high"] = bootstrap_interval(record["test_per_image"])
     return rows
+
+
+def paper_mIoU(number: int, dataset: str | None = None) -> dict[str, float]:
+    """The paper's test mIoU (%) of Table ``number``'s rows (Table 3 for Sichuan data in place of 2)."""
+    if number == 2:
+        return {row: values["mIoU"] for row, values in comparison_table(dataset).rows.items()}
+    if number == 5:
+        return {row: values["mIoU"] for row, values in TABLE5.items()}
+    return {row: miou for row, (_, miou) in TABLE4.items()}
+
+
+def paper_effects(number: int, reference: str, dataset: str | None = None) -> dict[str, float]:
+    """The paper's own difference of each row of Table ``number`` to ``reference``, in points of mIoU
+    (Table 2: EMR-HRNet - HRNet = +1.46; Table 4: the full model - the baseline = +11.54)."""
+    paper = paper_mIoU(number, dataset)
+    if reference not in paper:
+        return {}
+    return {row: miou - paper[reference] for row, miou in paper.items() if row != reference}
 
 
 def _table4_rows(records: dict[str, dict]) -> list[dict]:

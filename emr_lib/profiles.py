@@ -265,6 +265,13 @@ def apply_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConf
 
 
 def get_config(profile: str = "quick", **overrides) -> TrainConfig:
-    """The named profile's configuration with ``overrides`` applied."""
-    config = TrainConfig(profile=profile, **get_profile(profile).settings)
-    return apply_overrides(config, overrides).validate()
+    """The named profile's configuration with ``overrides`` applied.
+
+    Model options whose default changed are spelled out (``models.explicit_options``), so a
+    run made before such a change is not taken for one of the model as it is now.
+    """
+    from .models import explicit_options  # models import torch and timm: only when a config is made
+
+    config = apply_overrides(TrainConfig(profile=profile, **get_profile(profile).settings), overrides)
+    config.model_options = explicit_options(config.model, config.model_options)
+    return config.validate()

@@ -1,4 +1,12 @@
-"""How far to trust a number: spread over seeds, and paired bootstrap intervals between runs."""
+"""How far to trust a number: spread over seeds, and paired bootstrap intervals between runs.
+
+Two sources of chance move a test mIoU: which images happened to be tested, and the seed a
+model was trained with (initial weights, batch order, augmentation). :func:`paired_bootstrap`
+resamples the images for one pair of runs; :func:`seed_bootstrap` resamples both (seeds, then
+images within each drawn seed), so its interval speaks of the two *models*, not of one
+trained pair. Every difference gets a ``direction``: ``better`` (the interval lies above 0),
+``worse`` (below 0) or ``unresolved`` (it holds 0).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +23,9 @@ __all__ = [
     "bootstrap_interval",
     "paired_bootstrap",
     "compare_runs",
+    "seed_bootstrap",
     "paired_differences",
+    "direction",
 ]
 
 
@@ -119,6 +129,63 @@ def paired_bootstrap(
     }
 
 
+def direction(ci_low: float, ci_high: float) -> str:
+    """``better`` when the interval lies above 0, ``worse`` below 0, else ``unresolved``."""
+    return "better" if ci_low > 0 else "worse" if ci_high < 0 else "unresolved"
+
+
+def _stacked(per_image: list[dict[str, list]], what: str) -> tuple[list[str], np.ndarray]:
+    """Per-image matrices of several runs as one array (runs, images, 2, 2); the runs must share images."""
+    names = sorted(per_image[0])
+    for i, matrices in enumerate(per_image[1:], start=1):
+        if sorted(matrices) != names:
+            raise CompareError(f"{what} {i} was evaluated on other test images than {what} 0; pool runs of one split")
+    return names, np.array([[m[n] for n in names] for m in per_image], dtype=np.int64)
+
+
+def seed_bootstrap(
+    pairs: list[tuple[dict[str, list], dict[str, list]]], resamples: int = 10_000, seed: int = 0, level=0.95
+) -> dict:
+    """Two-level bootstrap of the mean difference in test mIoU (a - b) over seeds, in percent.
+
+    ``pairs`` holds one (a, b) pair of per-image test results for each seed, every run
+    tested on the same images. Each resample draws the seeds with replacement, then, within
+    each drawn seed, the images with replacement (the same images for a and b: paired), and
+    averages the drawn seeds' dataset-level differences. With one seed it is
+    :func:`paired_bootstrap` with other draws; with several, the interval widens by the
+    seed-to-seed spread, which one pair of runs cannot show.
+    """
+    if not pairs:
+        raise ValueError("seed_bootstrap needs at least one pair of runs")
+    names, a = _stacked([pair[0] for pair in pairs], "seed")
+    _, b = _stacked([pair[1] for pair in pairs], "seed")
+    if set(pairs[0][0]) != set(pairs[0][1]):
+        raise CompareError("the two rows were evaluated on different test images; compare runs of one split")
+    n_seeds, n_images = len(pairs), len(names)
+    per_seed = 100 * (_miou(a.sum(1)) - _miou(b.sum(1)))
+    rng = np.random.default_rng(seed)
+    means = []
+    for start in range(0, resamples, 500):
+        chunk = min(500, resamples - start)
+        seeds = rng.integers(0, n_seeds, size=(chunk, n_seeds, 1))
+        images = rng.integers(0, n_images, size=(chunk, n_seeds, n_images))
+        diff = _miou(a[seeds, images].sum(2)) - _miou(b[seeds, images].sum(2))  # (chunk, n_seeds)
+        means.append(100 * diff.mean(axis=1))
+    low, high = np.quantile(np.concatenate(means), [(1 - level) / 2, (1 + level) / 2])
+    return {
+        "mIoU_diff": float(per_seed.mean()),
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "per_seed": [float(d) for d in per_seed],
+        "level": level,
+        "n_seeds": n_seeds,
+        "n_images": n_images,
+        "resamples": resamples,
+        "seed": seed,
+        "direction": direction(float(low), float(high)),
+    }
+
+
 def compare_runs(run_a: str | Path, run_b: str | Path, resamples: int = 10_000, seed: int = 0) -> dict:
     """:func:`paired_bootstrap` of two run folders' test results, with the folders named."""
     (_, per_a), (_, per_b) = read_per_image(run_a), read_per_image(run_b)
@@ -129,27 +196,50 @@ def compare_runs(run_a: str | Path, run_b: str | Path, resamples: int = 10_000, 
     return {"run_a": str(run_a), "run_b": str(run_b), **result}
 
 
-def paired_differences(records_by_seed: dict[int, dict[str, dict]], reference: str, resamples: int = 10_000) -> list:
-    """Per seed, each row's test mIoU minus ``reference``'s with its paired bootstrap interval (percent).
+def paired_differences(
+    records_by_seed: dict[int, dict[str, dict]],
+    reference: str,
+    resamples: int = 10_000,
+    paper: dict[str, float] | None = None,
+) -> list:
+    """Each row minus ``reference``: per seed (paired bootstrap over the test images) and, with
+    several seeds, pooled (``seed`` = ``"all"``, :func:`seed_bootstrap`), in percent.
 
     ``records_by_seed`` maps a seed to ``{row: record}``; records need ``test_per_image``.
+    ``paper`` maps a row to the paper's own difference to ``reference`` (points of mIoU): each
+    row then says whether that effect lies inside its interval (``paper_inside``).
     """
+
+    def row_of(row: str, seed, result: dict, n_seeds: int) -> dict:
+        out = {
+            "row": row,
+            "versus": reference,
+            "seed": seed,
+            "mIoU_diff": result["mIoU_diff"],
+            "ci_low": result["ci_low"],
+            "ci_high": result["ci_high"],
+            "n_seeds": n_seeds,
+            "n_images": result["n_images"],
+            "direction": direction(result["ci_low"], result["ci_high"]),
+        }
+        if paper is not None:
+            effect = paper.get(row)
+            out["paper_diff"] = effect
+            out["paper_inside"] = None if effect is None else bool(result["ci_low"] <= effect <= result["ci_high"])
+        return out
+
     rows = []
     for seed, records in records_by_seed.items():
         for row, record in records.items():
             if row == reference:
                 continue
             result = paired_bootstrap(record["test_per_image"], records[reference]["test_per_image"], resamples)
-            rows.append(
-                {
-                    "row": row,
-                    "versus": reference,
-                    "seed": seed,
-                    "mIoU_diff": result["mIoU_diff"],
-                    "ci_low": result["ci_low"],
-                    "ci_high": result["ci_high"],
-                    "n_images": result["n_images"],
-                    "detected": not result["ci_low"] <= 0 <= result["ci_high"],
-                }
-            )
+            rows.append(row_of(row, seed, result, 1))
+    if len(records_by_seed) > 1:
+        first = next(iter(records_by_seed.values()))
+        for row in first:
+            if row == reference:
+                continue
+            pairs = [(r[row]["test_per_image"], r[reference]["test_per_image"]) for r in records_by_seed.values()]
+            rows.append(row_of(row, "all", seed_bootstrap(pairs, resamples), len(pairs)))
     return rows

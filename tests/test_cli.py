@@ -1,4 +1,7 @@
+import csv
 import json
+
+import pytest
 
 from emr_lib.cli import main
 
@@ -131,11 +134,20 @@ def test_table_over_seeds_gives_spread_and_paired_intervals(tmp_path, capsys):
     ]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "Test mIoU over seeds [0, 1]" in out and "Each row minus baseline, per seed" in out
+    assert "Test mIoU over seeds [0, 1]" in out and "Each row minus baseline: per seed" in out
     saved = json.loads((tmp_path / "s.json").read_text())
     assert [r["seeds"] for r in saved["seed_summary"]] == ["0, 1", "0, 1"]
-    assert [(d["row"], d["seed"]) for d in saved["differences"]] == [("+DEMA", 0), ("+DEMA", 1)]
+    assert [(d["row"], d["seed"]) for d in saved["differences"]] == [("+DEMA", 0), ("+DEMA", 1), ("+DEMA", "all")]
     assert all(d["ci_low"] <= d["mIoU_diff"] <= d["ci_high"] for d in saved["differences"])
+    assert all(d["direction"] in ("better", "worse", "unresolved") for d in saved["differences"])
+    assert [d["paper_diff"] for d in saved["differences"]] == pytest.approx([2.52] * 3)  # 63.51 - 60.99
+    with (tmp_path / "figures" / "table4_differences.csv").open() as f:
+        pooled = [row for row in csv.DictReader(f) if row["seed"] == "all"]
+    assert (
+        len(pooled) == 1 and pooled[0]["n_seeds"] == "2" and pooled[0]["direction"] in saved["differences"][2].values()
+    )
+    for column in ("mIoU_diff", "ci_low", "ci_high", "n_seeds", "n_images", "direction"):
+        assert pooled[0][column] != ""
     assert (tmp_path / "runs" / "quick" / "ablation_dema-seed1" / "record.json").is_file()
     assert "Runs trained" not in (tmp_path / "figures" / "table4_seeds.md").read_text()  # summaries, not runs
     assert (tmp_path / "figures" / "table4_differences.csv").read_text().startswith("row,versus,seed,mIoU_diff")

@@ -77,3 +77,52 @@ def test_bootstrap_interval_of_one_run_holds_its_miou_and_has_no_width_when_imag
     assert bootstrap_interval(per_image, resamples=1000) == (low, high)  # seeded
     alike = dict.fromkeys(("a", "b", "c"), [[900, 20], [30, 50]])
     assert bootstrap_interval(alike, resamples=200)[0] == pytest.approx(bootstrap_interval(alike, resamples=200)[1])
+
+
+def test_direction_reads_the_interval():
+    from emr_lib.uncertainty import direction
+
+    assert direction(0.1, 2.0) == "better" and direction(-2.0, -0.1) == "worse"
+    assert direction(-1.0, 1.0) == "unresolved" and direction(0.0, 1.0) == "unresolved"
+
+
+def test_seed_bootstrap_pools_seeds_and_widens_by_their_spread():
+    from emr_lib.uncertainty import CompareError, paired_bootstrap, seed_bootstrap
+
+    reference = [_per_image(10 + s) for s in range(4)]
+    # a model whose advantage depends on the seed: much better with two seeds, slightly worse with two
+    skills = [0.95, 0.6, 0.95, 0.6]
+    better = [_per_image(20 + s, skill=k) for s, k in enumerate(skills)]
+    pairs = list(zip(better, reference))
+    pooled = seed_bootstrap(pairs, resamples=2000)
+    per_seed = [paired_bootstrap(a, b, resamples=2000) for a, b in pairs]
+    assert pooled["mIoU_diff"] == pytest.approx(np.mean([r["mIoU_diff"] for r in per_seed]))
+    assert pooled["per_seed"] == pytest.approx([r["mIoU_diff"] for r in per_seed])
+    assert pooled["ci_low"] < pooled["mIoU_diff"] < pooled["ci_high"]
+    widest = max(r["ci_high"] - r["ci_low"] for r in per_seed)
+    assert pooled["ci_high"] - pooled["ci_low"] > widest  # the seed-to-seed spread counts
+    assert pooled["n_seeds"] == 4 and pooled["n_images"] == 30
+    assert seed_bootstrap(pairs, resamples=2000) == pooled  # seeded
+    same = seed_bootstrap([(r, r) for r in reference], resamples=500)
+    assert same["mIoU_diff"] == same["ci_low"] == same["ci_high"] == 0.0 and same["direction"] == "unresolved"
+    steady = seed_bootstrap([(_per_image(30 + s, skill=0.95), r) for s, r in enumerate(reference)], resamples=500)
+    assert steady["direction"] == "better"
+    with pytest.raises(CompareError, match="other test images"):
+        seed_bootstrap([pairs[0], (_per_image(1, n=12), _per_image(2, n=12))], resamples=100)
+
+
+def test_paired_differences_add_a_pooled_row_with_direction_and_the_papers_effect():
+    from emr_lib.uncertainty import paired_differences
+
+    def record(per_image):
+        return {"test_per_image": per_image}
+
+    by_seed = {s: {"hrnet": record(_per_image(10 + s)), "emr": record(_per_image(20 + s, skill=0.95))} for s in (0, 1)}
+    rows = paired_differences(by_seed, "hrnet", resamples=500, paper={"emr": 1.46})
+    assert [(r["row"], r["seed"], r["n_seeds"]) for r in rows] == [("emr", 0, 1), ("emr", 1, 1), ("emr", "all", 2)]
+    for r in rows:
+        assert r["direction"] in ("better", "worse", "unresolved") and r["paper_diff"] == 1.46
+        assert r["paper_inside"] == (r["ci_low"] <= 1.46 <= r["ci_high"])
+    assert rows[-1]["mIoU_diff"] == pytest.approx((rows[0]["mIoU_diff"] + rows[1]["mIoU_diff"]) / 2)
+    single = paired_differences({0: by_seed[0]}, "hrnet", resamples=200)
+    assert [r["seed"] for r in single] == [0] and "paper_inside" not in single[0]

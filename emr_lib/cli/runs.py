@@ -11,11 +11,11 @@ from ..data import (
     DataError,
     dataset_kind,
 )
-from ..experiments import run_table, table_rows, table_runs
+from ..experiments import paper_effects, run_table, table_rows, table_runs
 from ..figures import FigureStore, table_markdown, write_figures_index
 from ..inference import evaluate, scale_curve
 from ..metrics import format_metrics
-from ..models import list_models
+from ..models import explicit_options, list_models
 from ..notebook import Context
 from ..paths import project_root, resolve_data
 from ..profiles import PROFILES, TrainConfig, apply_overrides, get_config, parse_override
@@ -38,7 +38,8 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         state = load_checkpoint(init)
         if args.model is None:
             args.model = state["model_name"]
-            from_checkpoint = {f"model_options.{k}": v for k, v in state["model_options"].items()}
+            options = explicit_options(state["model_name"], state["model_options"], stored=True)
+            from_checkpoint = {f"model_options.{k}": v for k, v in options.items()}
     args.model = args.model or "emr_hrnet"
     if args.model not in list_models():
         raise CLIError(f"unknown model {args.model!r}; choose one of {list_models()}")
@@ -129,9 +130,14 @@ def _cmd_table(args: argparse.Namespace) -> None:
     if len(seeds) > 1:
         spread = seed_summary({row: {s: by_seed[s][row] for s in seeds} for row in specs}, label="row")
         reference = next(iter(specs))
-        differences = paired_differences(by_seed, reference)
+        differences = paired_differences(by_seed, reference, paper=paper_effects(args.number, reference, kind))
         print(f"\nTest mIoU over seeds {seeds}:\n\n{table_markdown(spread)}")
-        print(f"\nEach row minus {reference}, per seed, with its 95 % paired bootstrap interval over test images:\n")
+        print(
+            f"\nEach row minus {reference}: per seed, a 95 % paired bootstrap interval over the test images; "
+            f"seed 'all', the mean over seeds with a 95 % two-level bootstrap interval (seeds, then test images); "
+            "direction: better / worse / unresolved (the interval holds 0); paper_inside: whether the paper's own "
+            "difference lies inside the interval:\n"
+        )
         print(table_markdown(differences))
         result |= {"seed_summary": spread, "differences": differences}
         if args.save:

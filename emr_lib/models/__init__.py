@@ -34,9 +34,24 @@ __all__ = [
     "HRNetV2",
     "RMAPyramid",
     "PretrainedWeightsError",
+    "explicit_options",
 ]
 
 _BUILDERS = {"hrnet": hrnet, "emr_hrnet": emr_hrnet} | {name: partial(smp_model, name) for name in SMP_MODELS}
+
+
+# Options whose default changed, as (the default now, the default before): a run or checkpoint
+# that does not name one was made with the old default. emr_hrnet's DEMA placement became the
+# paper's ("all") at commit 0a02350; before, it was the kit's lighter variant ("last").
+_CHANGED_DEFAULTS = {"emr_hrnet": {"dema_blocks": ("all", "last")}}
+
+
+def explicit_options(name: str, options: dict, stored: bool = False) -> dict:
+    """``options`` with every option whose default changed spelled out, so that a run's recorded
+    settings say which model it trained: the default now for a new run, the default before
+    (``stored=True``) for the options of a run or checkpoint written before the change."""
+    changed = _CHANGED_DEFAULTS.get(name, {})
+    return {**{key: old if stored else new for key, (new, old) in changed.items()}, **options}
 
 
 def list_models() -> list[str]:
