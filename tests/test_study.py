@@ -5,7 +5,8 @@ from emr_lib.cli import main
 
 def test_gpu_study_dry_run_writes_every_stage(tmp_path, capsys):
     out = tmp_path / "study"
-    assert main(["study", "gpu", "--dry-run", "--budget-min", "0.5", "--device", "cpu", "--out", str(out)]) == 0
+    # the default budget (9 min): the dry run must still do one pair and stop (it once filled the budget)
+    assert main(["study", "gpu", "--dry-run", "--device", "cpu", "--out", str(out)]) == 0
     result = json.loads((out / "study.json").read_text())
     assert set(result["stages"]) == {"correctness", "throughput", "comparison"}
     assert {"device", "torch", "cuda", "cudnn"} <= set(result["environment"])
@@ -19,7 +20,9 @@ def test_gpu_study_dry_run_writes_every_stage(tmp_path, capsys):
     assert set(result["throughput"]["paper_profile_train_hours"]) == {"hrnet", "emr_hrnet"}
     runs = result["comparison"]["runs"]
     assert [(r["model"], r["seed"]) for r in runs[:2]] == [("hrnet", 0), ("emr_hrnet", 0)]  # whole pairs, alternating
-    assert len(runs) % 2 == 0
+    assert len(runs) == 2  # one pair in a dry run
+    assert result["comparison"]["dema_blocks"] == "all"  # the default model: the paper's placement
+    assert "dema_blocks='all'" in (out / "study.md").read_text()
     record = json.loads((out / "runs" / "emr_hrnet-seed0" / "record.json").read_text())
     assert record["config"]["optimizer"] == "sgd" and record["config"]["nesterov"]  # the paper's recipe
     assert len(record["test_per_image"]) == record["split"]["test"]
