@@ -6,11 +6,13 @@ Two FLOP conventions:
   convolution and matrix product, functional ones included (RefConv's
   ``F.conv2d``, MDTA's and EMA's ``@``). One multiply-add = 2 FLOPs.
 - ``count_flops(..., convention="modules")`` counts only ``nn.Conv2d`` and
-  ``nn.Linear`` modules, 2 FLOPs per multiply-add. That is close to what the
-  paper's ``thop`` profile saw: thop has rules for modules only, so functional
-  convs, matmuls, interpolation and norms count zero, and bare parameters are
-  missing from its parameter total. The gap between the two columns is the cost
-  of EMR-HRNet's attention that the paper's Table 7 does not show.
+  ``nn.Linear`` modules, 2 FLOPs per multiply-add, and EMA's 1x1 and 3x3 convs,
+  which EMA's authors run as modules (the kit runs them as one grouped functional
+  conv). That is close to what the paper's ``thop`` profile saw: thop has rules for
+  modules only, so functional convs (RefConv's, as its authors' code runs it),
+  matmuls, interpolation and norms count zero, and bare parameters are missing from
+  its parameter total. The gap between the two columns is the cost of EMR-HRNet's
+  attention and RefConv that the paper's Table 7 does not show.
 
 FLOPs are counted on the ``meta`` device: no memory is allocated and nothing is
 computed, so even U-Net (VGG) at 512 px counts in a fraction of a second.
@@ -41,12 +43,25 @@ __all__ = [
     "train_step",
     "inference_step",
     "timed",
+    "PLACEMENTS",
+    "placement_table",
 ]
 
 
-def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
-    """Number of parameters (frozen buffers such as RefConv's base kernel are not parameters)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+def count_parameters(model: nn.Module, trainable_only: bool = False, convention: str = "torch") -> int:
+    """Number of parameters (frozen buffers such as RefConv's base kernel are not parameters).
+
+    ``convention="modules"`` counts only the parameters of leaf modules, as thop's total does:
+    a bare ``nn.Parameter`` of a composite module (MDTA's temperature) is left out.
+    """
+    if convention == "modules":
+        leaves = [m for m in model.modules() if not list(m.children())]
+        params = [p for m in leaves for p in m.parameters(recurse=False)]
+    elif convention == "torch":
+        params = list(model.parameters())
+    else:
+        raise ValueError(f"convention must be 'torch' or 'modules', got {convention!r}")
+    return sum(p.numel() for p in params if p.requires_grad or not trainable_only)
 
 
 def _as_input_shape(input_size) -> tuple[int, int, int, int]:
@@ -61,6 +76,8 @@ def _as_input_shape(input_size) -> tuple[int, int, int, int]:
 
 
 def _module_flops(model: nn.Module, x: torch.Tensor) -> int:
+    from .models import EMA  # the one block whose modules the kit calls functionally
+
     total = 0
 
     def hook(module, inputs, output):
@@ -70,8 +87,16 @@ def _module_flops(model: nn.Module, x: torch.Tensor) -> int:
             total += 2 * output.numel() * per_output
         elif isinstance(module, nn.Linear):
             total += 2 * output.numel() * module.in_features
+        elif isinstance(module, EMA):
+            # EMA's authors run its 1x1 and 3x3 convs as modules on (B*G, C/G, ...) maps, which thop
+            # counts; the kit runs the same convs as one grouped F.conv2d, which hooks cannot see
+            b, c, h, w = inputs[0].shape
+            group_channels = c // module.groups
+            total += 2 * b * c * (h + w) * group_channels  # 1x1 on the pooled (H+W) x 1 strip
+            total += 2 * b * c * h * w * group_channels * 9  # 3x3 on the map
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    kinds = (nn.Conv2d, nn.Linear, EMA)
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, kinds)]
     try:
         model(x)
     finally:
@@ -235,3 +260,77 @@ def speed_rows(
         }
         for name, r in result.items()
     ]
+
+
+# Table 7's EMR-HRNet against HRNet-W32 in the placements the kit builds: name -> (model, options)
+PLACEMENTS = {
+    "hrnet": ("hrnet", {}),
+    "emr_hrnet": ("emr_hrnet", {"dema_blocks": "all"}),  # the paper's placement, the default
+    "emr_hrnet_light": ("emr_hrnet", {"dema_blocks": "last"}),  # the kit's lighter variant
+}
+
+
+def placement_table(
+    width=32,
+    size: int = 480,
+    num_classes: int = 21,
+    step_size: int | None = 224,
+    step_batch: int = 4,
+    repeats: int = 5,
+    device="cpu",
+) -> list[dict]:
+    """HRNet, EMR-HRNet (the paper's DEMA placement) and the kit's lighter variant, as Table 7 rows.
+
+    Each EMR-HRNet row's extra parameters and FLOPs over HRNet are given in one convention at a
+    time: ``*_modules`` counts as the paper's thop did (leaf modules' parameters; conv and linear
+    modules' FLOPs), so it is the one to set beside the paper's +1.66M / +1.97G
+    (``paper_delta_*``); ``*_torch`` counts every parameter and every conv and matmul, the real
+    cost, which the paper does not report. ``train_ratio`` and ``infer_ratio`` are the step
+    times over HRNet's, measured side by side (:func:`benchmark_steps`) at ``step_size`` px,
+    batch ``step_batch`` on ``device``; ``step_size=None`` skips the timing.
+    """
+    models = {
+        name: build_model(model, num_classes=num_classes, width=width, **options)
+        for name, (model, options) in PLACEMENTS.items()
+    }
+    counts = {
+        name: {
+            "params_M_modules": count_parameters(model, convention="modules") / 1e6,
+            "params_M_torch": count_parameters(model) / 1e6,
+            "GFLOPs_modules": count_flops(model, size, convention="modules") / 1e9,
+            "GFLOPs_torch": count_flops(model, size) / 1e9,
+        }
+        for name, model in models.items()
+    }
+    timings = {}
+    if step_size is not None:
+        timings = benchmark_steps(
+            models, batch_size=step_batch, size=step_size, repeats=repeats, device=device, num_classes=num_classes
+        )
+    paper_delta = {
+        "params_M": TABLE7["emr_hrnet"]["params_M"] - TABLE7["hrnet"]["params_M"],
+        "GFLOPs": TABLE7["emr_hrnet"]["GFLOPs"] - TABLE7["hrnet"]["GFLOPs"],
+    }
+    rows = []
+    for name, (model, _) in PLACEMENTS.items():
+        own, base = counts[name], counts["hrnet"]
+        row = {
+            "model": name,
+            "dema_blocks": sum(type(m).__name__ == "DEMA" for m in models[name].modules()),
+            "width": str(width),
+            "size": size,
+            "num_classes": num_classes,
+            **own,
+            **{f"delta_{key}": own[key] - base[key] for key in own},
+            "paper_delta_params_M": paper_delta["params_M"] if model == "emr_hrnet" else None,
+            "paper_delta_GFLOPs": paper_delta["GFLOPs"] if model == "emr_hrnet" else None,
+        }
+        if name in timings:
+            row |= {
+                "step_size": step_size,
+                "step_batch": step_batch,
+                "train_ratio": timings[name]["train_ratio"],
+                "infer_ratio": timings[name]["infer_ratio"],
+            }
+        rows.append(row)
+    return rows

@@ -1,5 +1,6 @@
 import json
 
+import pytest
 from torch import nn
 
 from emr_lib.cli import main
@@ -54,11 +55,18 @@ def test_speed_rows_time_comparison_models_beside_the_hrnet_family():
 def test_efficiency_command_writes_json_and_markdown(tmp_path, capsys):
     out = tmp_path / "eff"
     assert (
-        main(["efficiency", "--models", "hrnet", "emr_hrnet", "--sizes", "64", "--classes", "2", "--out", str(out)])
+        main(
+            ["efficiency", "--models", "hrnet", "emr_hrnet", "--sizes", "64", "--classes", "2", "--step-size", "0"]
+            + ["--out", str(out)]
+        )
         == 0
     )
     record = json.loads((out / "efficiency.json").read_text())
     assert [row["model"] for row in record["rows"]] == ["hrnet", "emr_hrnet"]
+    placements = {row["model"]: row for row in record["placements"]}
+    assert [placements[m]["dema_blocks"] for m in ("hrnet", "emr_hrnet", "emr_hrnet_light")] == [0, 104, 26]
+    assert "train_ratio" not in placements["emr_hrnet"]  # --step-size 0: not timed
+    assert "DEMA placements" in (out / "efficiency.md").read_text()
     assert record["provenance"]["commit"]
     assert "| hrnet |" in (out / "efficiency.md").read_text()
     assert "thop" in capsys.readouterr().out
@@ -67,3 +75,26 @@ def test_efficiency_command_writes_json_and_markdown(tmp_path, capsys):
 def test_efficiency_command_rejects_unknown_models(capsys):
     assert main(["efficiency", "--models", "resnet9000", "--out", "/nonexistent"]) == 2
     assert "unknown model" in capsys.readouterr().err
+
+
+def test_placement_table_sets_each_convention_beside_the_paper_alone():
+    from emr_lib.efficiency import placement_table
+
+    rows = {row["model"]: row for row in placement_table(width="18_small", size=64, step_size=32, repeats=1)}
+    assert rows["hrnet"]["delta_GFLOPs_modules"] == 0 and rows["hrnet"]["paper_delta_GFLOPs"] is None
+    paper, light = rows["emr_hrnet"], rows["emr_hrnet_light"]
+    assert paper["paper_delta_params_M"] == pytest.approx(1.66) and paper["paper_delta_GFLOPs"] == pytest.approx(1.97)
+    # more DEMA blocks cost more in both conventions, and the torch counter sees more than thop's
+    assert paper["delta_GFLOPs_modules"] > light["delta_GFLOPs_modules"] > 0
+    assert paper["delta_GFLOPs_torch"] > paper["delta_GFLOPs_modules"]
+    assert paper["delta_params_M_torch"] >= paper["delta_params_M_modules"] > light["delta_params_M_modules"]
+    assert rows["hrnet"]["train_ratio"] == 1.0 and paper["train_ratio"] > 0
+
+
+def test_module_convention_counts_emas_convs_as_its_authors_run_them():
+    from emr_lib.models import EMA
+
+    ema = EMA(32, groups=8)
+    h = w = 8
+    expected = 2 * 32 * (h + w) * 4 + 2 * 32 * h * w * 4 * 9  # 1x1 on the pooled strip, 3x3 on the map
+    assert count_flops(ema, (1, 32, h, w), convention="modules") == expected

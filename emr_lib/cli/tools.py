@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..docsite import SiteError, build_site
 from ..doctor import run_doctor
-from ..efficiency import efficiency_table
+from ..efficiency import efficiency_table, placement_table
 from ..figures import table_markdown
 from ..ledger import render_ledger, write_ledger
 from ..models import build_model, list_models
@@ -38,23 +38,56 @@ def _check_models(names: list[str]) -> None:
         raise CLIError(f"unknown model(s) {unknown}; choose from {list_models()}")
 
 
+PLACEMENT_COLUMNS = [
+    "model",
+    "dema_blocks",
+    "params_M_modules",
+    "delta_params_M_modules",
+    "paper_delta_params_M",
+    "GFLOPs_modules",
+    "delta_GFLOPs_modules",
+    "paper_delta_GFLOPs",
+    "GFLOPs_torch",
+    "delta_GFLOPs_torch",
+    "train_ratio",
+    "infer_ratio",
+]
+PLACEMENT_NOTE = (
+    "EMR-HRNet's extra cost over HRNet-W32 (480 px, 21 classes), one convention at a time: `*_modules` counts "
+    "as the paper's thop did, so its deltas are the ones to set beside the paper's +1.66M / +1.97G "
+    "(`paper_delta_*`); `GFLOPs_torch` counts every conv and matmul, the real cost, which the paper does not "
+    "report. `emr_hrnet` has the paper's DEMA placement (every basic block of stages 2-4), `emr_hrnet_light` "
+    "the kit's lighter variant (`dema_blocks='last'`). `train_ratio` / `infer_ratio`: step time over HRNet's, "
+    "measured side by side on this machine"
+)
+
+
 def _cmd_efficiency(args: argparse.Namespace) -> None:
     models = args.models or list_models()
     _check_models(models)
+    if args.step_size and args.step_size % 32:
+        raise CLIError(f"--step-size must be a multiple of 32 (or 0 to skip the timing), got {args.step_size}")
     rows = efficiency_table(build_model, models, sizes=args.sizes, classes=args.classes)
     columns = [*EFFICIENCY_COLUMNS, "paper_params_M", "paper_GFLOPs"]
+    placements = placement_table(step_size=args.step_size or None, repeats=args.step_repeats)
     meta = provenance()
+    timing = (
+        f" (batch 4, {args.step_size} px, median of {args.step_repeats}, on {meta.get('device', 'cpu')})"
+        if args.step_size
+        else " (not timed: --step-size 0)"
+    )
     markdown = (
         "# Table 7, measured\n\n"
         + table_markdown(rows, columns)
-        + f"\n\n{EFFICIENCY_NOTE}\n\nProduced by `python -m emr_lib efficiency` at commit {meta['commit']} "
+        + f"\n\n{EFFICIENCY_NOTE}\n\n## EMR-HRNet's DEMA placements against HRNet-W32\n\n"
+        + table_markdown(placements, [c for c in PLACEMENT_COLUMNS if c in placements[0]])
+        + f"\n\n{PLACEMENT_NOTE}{timing}.\n\nProduced by `python -m emr_lib efficiency` at commit {meta['commit']} "
         f"(torch {meta['torch']}, {meta['created']}).\n"
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "efficiency.json").write_text(
-        json.dumps({"rows": rows, "note": EFFICIENCY_NOTE, "provenance": meta}, indent=2)
-    )
+    result = {"rows": rows, "note": EFFICIENCY_NOTE, "placements": placements, "placement_note": PLACEMENT_NOTE}
+    (out / "efficiency.json").write_text(json.dumps({**result, "provenance": meta}, indent=2))
     (out / "efficiency.md").write_text(markdown)
     print(markdown)
     print(f"saved {out / 'efficiency.json'} and {out / 'efficiency.md'}")
@@ -152,6 +185,14 @@ def _add_efficiency(commands) -> None:
         default=[21, 2],
         help="class counts (default: 21, the paper's counting convention, and 2)",
     )
+    eff.add_argument(
+        "--step-size",
+        type=int,
+        default=224,
+        help="input size at which the DEMA placements' training and inference steps are timed side by side "
+        "(W32, batch 4; default 224; 0 skips the timing)",
+    )
+    eff.add_argument("--step-repeats", type=int, default=5, help="timed repetitions per step (default 5)")
     eff.add_argument("--out", default="runs/efficiency", help="output folder (default: runs/efficiency)")
     eff.set_defaults(func=_cmd_efficiency)
 
