@@ -11,15 +11,37 @@ so the ledger changes when they do. The pipeline rewrites it after a committed p
 from __future__ import annotations
 
 import csv
+import re
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from .paper import TABLE2, TABLE4, TABLE5, TABLE7
 from .paths import project_root
+from .uncertainty import direction
 
 __all__ = ["PAPER_ITEMS", "render_ledger", "write_ledger"]
 
 RESULTS = Path("figures") / "workshop"
+
+# the commit that made the paper's DEMA placement EMR-HRNet's default (before: the lighter variant)
+PAPER_PLACEMENT_SINCE = "0a02350"
+
+# the one status vocabulary: every status in the ledger starts with one of these words
+STATUSES = {
+    "reproduced": "a count within 2 % of the paper's; a comparison whose pooled interval over seeds excludes 0 in "
+    "the paper's direction and holds the paper's difference; or data measured as the paper describes it",
+    "direction reproduced": "a comparison whose interval excludes 0 in the paper's direction but does not hold "
+    "the paper's difference",
+    "close": "a count (or an added cost) within 25 % of the paper's, but not within 2 %",
+    "not detected at this scale": "a comparison whose pooled interval (with one seed: its paired intervals) holds 0",
+    "not reproduced": "a comparison whose interval excludes 0 against the paper's direction, or a count more than "
+    "25 % from the paper's",
+    "implemented, not measured": "code (or a picture of it) made as the paper describes, tested for shapes and "
+    "equivalences, with no number of the paper to compare",
+    "shown, not assessed": "a figure made as the paper's was, whose content no metric compares with the paper's",
+    "cannot run here": "the data, code or hardware it needs is not available to the kit",
+}
 
 
 @dataclass(frozen=True)
@@ -33,11 +55,12 @@ class Item:
 
 PAPER_ITEMS = [
     Item("Table 1: the two datasets", "data/README.md: Bijie's layout, counts, resolution; notebook 01 measures it",
-         "`pipeline --only 01`", "`01_statistics.md`", "Bijie reproduced; Sichuan cannot run here (not in ../shared)"),
+         "`pipeline --only 01`", "`01_statistics.md`",
+         "reproduced for Bijie (counts, sizes, landslide share measured); Sichuan cannot run here (no data)"),
     Item("Table 2: models on Bijie", "notebook 04, workshop profile (W18-small, 160 px, 40 epochs, CPU)",
          "`pipeline --only 04` or `table 2`", "`04_table2.md`, `table2_seeds.md`", "{table2}"),
     Item("Table 3: models on Sichuan", "`data prepare sichuan`, then notebooks 03-04 set Table 3 beside the results",
-         "`pipeline --only 04 --data PREPARED`", "-", "cannot run here: the Sichuan data is not in ../shared"),
+         "`pipeline --only 04 --data PREPARED`", "-", "cannot run here: no Sichuan data beside the checkout"),
     Item("Table 4: ablation", "notebook 05 on Bijie alone (the paper: Bijie + Sichuan, 6524 images)",
          "`pipeline --only 05 --param tables=4` or `table 4`", "`05_table4.md`, `table4_seeds.md`", "{table4}"),
     Item("Table 5: attention blocks", "notebook 05, the block in HRNet's branches swapped",
@@ -46,30 +69,34 @@ PAPER_ITEMS = [
     Item("Table 6: other improved models", "none: literature values of models without public code", "-", "-",
          "cannot run here: no code of TransUNet, ShapeFormer, Re-Net variants"),
     Item("Table 7: parameters and FLOPs", "notebook 06 and `efficiency`, in the paper's convention and PyTorch's",
-         "`efficiency`", "`06_table7.md`",
-         "reproduced for HRNet and EMR-HRNet parameters; comparison models are smp's (lighter)"),
+         "`efficiency`", "`06_table7.md`, `06_placements.md`", "{table7}"),
     Item("Figure 1: flowchart", "docs/architecture.md (how a dataset becomes a table)", "-", "-",
-         "reproduced (as code)"),
+         "implemented, not measured (as a diagram of the kit's own flow)"),
     Item("Figure 2: sample images", "notebook 01 sample grid", "`pipeline --only 01`", "`01_samples.png`",
-         "Bijie reproduced; Sichuan cannot run here"),
+         "shown, not assessed: Bijie samples; Sichuan cannot run here"),
     Item("Figure 3: CenterRep examples", "notebook 02, our reading of CenterRep", "`pipeline --only 02`",
-         "`02_centerrep_examples.png`", "reproduced (as read; the paper leaves the patch shape open)"),
-    Item("Figure 4: EMR-HRNet", "emr_lib/models/hrnet.py", "-", "-", "reproduced (as code; wiring choices below)"),
-    Item("Figure 5: RAD block", "emr_lib/models/blocks.py `RAD`", "-", "-", "reproduced (as code)"),
-    Item("Figure 6: RefConv", "`RefConv` and `deploy()`", "-", "-", "reproduced (as code)"),
-    Item("Figure 7: MDTA", "`MDTA`", "-", "-", "reproduced (as code)"),
-    Item("Figure 8: DEMA block", "`DEMA`", "-", "-", "reproduced (as code)"),
-    Item("Figure 9: EMA", "`EMA`", "-", "-", "reproduced (as code)"),
+         "`02_centerrep_examples.png`", "implemented, not measured (as read; the paper leaves the patch shape open)"),
+    Item("Figure 4: EMR-HRNet", "emr_lib/models/hrnet.py", "-", "-",
+         "implemented, not measured (wiring choices below; parameters and FLOPs: Table 7)"),
+    Item("Figure 5: RAD block", "emr_lib/models/blocks.py `RAD`", "-", "-", "implemented, not measured"),
+    Item("Figure 6: RefConv", "`RefConv` and `deploy()`", "-", "-",
+         "implemented, not measured (deployed and train-time outputs agree, a test checks it)"),
+    Item("Figure 7: MDTA", "`MDTA`", "-", "-", "implemented, not measured"),
+    Item("Figure 8: DEMA block", "`DEMA`, in every basic block of stages 2-4", "-", "-",
+         "implemented, not measured (placement read from section 3.3, below)"),
+    Item("Figure 9: EMA", "`EMA`", "-", "-", "implemented, not measured"),
     Item("Figure 10: Bijie predictions", "notebook 04, every model on the same test images", "`pipeline --only 04`",
-         "`04_predictions.png`", "reproduced (qualitative)"),
+         "`04_predictions.png`",
+         "shown, not assessed: the same test images for every model; the paper's remarks on edges and "
+         "salt-and-pepper noise are not measured, and no metric compares the pictures"),
     Item("Figure 11: Sichuan predictions", "notebook 04 on prepared Sichuan data", "-", "-",
          "cannot run here: no Sichuan data"),
     Item("Figure 12: Luding County maps", "notebooks 07 and 08 map a whole scene, but here another one (uav-road); "
          "`map` writes GeoTIFFs and polygons for any scene", "`pipeline --only 07,08 --scene DIR`, `map SCENE`",
          "`07_scene_prediction.png`, `08_finetuned_map.png`",
-         "cannot run here: Luding is not in ../shared; the figures show another UAV scene"),
+         "cannot run here: Luding is not in the data folder beside the checkout; the figures show another UAV scene"),
     Item("The paper profile itself (W32, 512 px, 100 epochs, expansion)", "`--profile paper`; the GPU study",
-         "`pipeline --profile paper`, `study gpu`", "-", "cannot run here: no GPU has been lent yet"),
+         "`pipeline --profile paper`, `study gpu`", "-", "cannot run here: no GPU has been available yet"),
 ]  # fmt: skip
 
 
@@ -83,6 +110,22 @@ def _footer(root: Path, name: str) -> str:
     return path.read_text().strip().splitlines()[-1].strip("_") if path.is_file() else "not run"
 
 
+def _placement(root: Path, footer: str) -> str:
+    """Which DEMA placement a committed result's EMR-HRNet rows have, from the commit its footer names."""
+    found = re.search(r"commit ([0-9a-f]{7,40})", footer)
+    if not found:
+        return "DEMA placement unknown (no commit in the footer)"
+    ancestor = subprocess.run(
+        ["git", "-C", str(root), "merge-base", "--is-ancestor", PAPER_PLACEMENT_SINCE, found.group(1)],
+        capture_output=True,
+    )
+    if ancestor.returncode == 0:
+        return "EMR-HRNet rows with the paper's DEMA placement"
+    if ancestor.returncode == 1:
+        return f"EMR-HRNet rows with the kit's lighter DEMA placement (made before {PAPER_PLACEMENT_SINCE})"
+    return "DEMA placement unknown (commit not in this checkout's history)"
+
+
 def _numbers(root: Path) -> list[str]:
     """Each table's rows as a gap to a reference row, in the paper and here: the levels were measured
     under other conditions (512 px, 100 epochs, GPU; Tables 4-5 on Bijie + Sichuan), the gaps are the claims."""
@@ -94,8 +137,9 @@ def _numbers(root: Path) -> list[str]:
     ]
     for title, name, label, reference, paper in blocks:
         rows = {row[label]: float(row["mIoU"]) for row in _read(root, f"{name}.csv")}
+        footer = _footer(root, name + ".md")
         lines += [
-            f"**{title}**, test mIoU (%), from `figures/workshop/{name}.csv` ({_footer(root, name + '.md')}):",
+            f"**{title}**, test mIoU (%), from `figures/workshop/{name}.csv` ({footer}; {_placement(root, footer)}):",
             "",
         ]
         lines += [f"| row | paper | paper - {reference} | kit | kit - {reference} |", "|---|---|---|---|---|"]
@@ -121,16 +165,40 @@ SEED_CLAIMS = {
 }
 
 
+def _pooled_status(pooled: dict, name: str, reference_name: str) -> str:
+    """A comparison's status from its pooled row (seed ``all``): its direction against the paper's."""
+    diff, low, high = (float(pooled[k]) for k in ("mIoU_diff", "ci_low", "ci_high"))
+    paper = float(pooled["paper_diff"]) if pooled.get("paper_diff") else None
+    inside = pooled.get("paper_inside") == "True"
+    if pooled["direction"] == "unresolved":
+        word = "not detected at this scale"
+    elif paper is not None and pooled["direction"] == ("better" if paper > 0 else "worse"):
+        word = "reproduced" if inside else "direction reproduced"
+    else:
+        word = "not reproduced"
+    text = (
+        f"{word}: {name} minus {reference_name} {diff:+.2f} [{low:+.2f}, {high:+.2f}] over {pooled['n_seeds']} "
+        "seeds (95 %, two-level bootstrap over seeds and test images)"
+    )
+    if paper is not None:
+        text += f"; the paper's {paper:+.2f} lies {'inside' if inside else 'outside'} that interval"
+    return text
+
+
 def _claim_status(root: Path, number: int, one_seed: str) -> str:
-    """A table's status from the paired intervals of its claim's difference over seeds, when they exist."""
+    """A table's status from its claim's pooled difference over seeds or, before seeds were pooled,
+    from the paired intervals of each seed, when they exist."""
     row, reference, name, reference_name, _ = SEED_CLAIMS[number]
     differences = _read(root, f"table{number}_differences.csv")
     rows = [r for r in differences if r["row"] == row and r["versus"] == reference]
+    pooled = [r for r in rows if r["seed"] == "all"]
+    if pooled:
+        return _pooled_status(pooled[0], name, reference_name)
     if not rows:
         return one_seed
     above = sum(float(r["ci_low"]) > 0 for r in rows)
     below = sum(float(r["ci_high"]) < 0 for r in rows)
-    seeds = "95 % paired bootstrap interval over the test images, per seed"
+    seeds = "95 % paired bootstrap interval over the test images, per seed; seeds not pooled"
     if above == len(rows):
         return f"direction reproduced: {name} above {reference_name} in every seed ({seeds})"
     if below == len(rows):
@@ -161,17 +229,24 @@ def _seeds(root: Path, number: int) -> list[str]:
         )
     lines += [
         "",
-        f"Each row minus {reference_name} per seed, with its 95 % paired bootstrap interval over the test images "
+        f"Each row minus {reference_name}: per seed, a 95 % paired bootstrap interval over the test images; seed "
+        "`all`, the mean over seeds with a 95 % two-level bootstrap interval (seeds, then test images) "
         f"(`figures/workshop/table{number}_differences.csv`):",
         "",
     ]
-    lines += ["| row | seed | difference | interval |", "|---|---|---|---|"]
+    lines += [
+        "| row | seed | difference | interval | direction | paper's difference inside |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in differences:
+        inside = {"True": "yes", "False": "no"}.get(r.get("paper_inside") or "", "-")
         lines.append(
             f"| {r['row']} | {r['seed']} | {float(r['mIoU_diff']):+.2f} | "
-            f"[{float(r['ci_low']):+.2f}, {float(r['ci_high']):+.2f}] |"
+            f"[{float(r['ci_low']):+.2f}, {float(r['ci_high']):+.2f}] | "
+            f"{r.get('direction') or direction(float(r['ci_low']), float(r['ci_high']))} | {inside} |"
         )
-    return [*lines, ""]
+    footer = _footer(root, f"table{number}_differences.md")
+    return [*lines, "", f"_{footer}; {_placement(root, footer)}._", ""]
 
 
 def _deviations(root: Path) -> list[str]:
@@ -191,8 +266,11 @@ def _deviations(root: Path) -> list[str]:
     return [
         "## Where the kit departs from the paper and its reference code",
         "",
-        "- **DEMA placement**: the paper does not say where DEMA goes; the kit puts it once per branch per module "
-        "(the last basic block), see `emr_lib/models/hrnet.py`; in all 104 blocks a step costs about 1.3x.",
+        '- **DEMA placement**: the paper says DEMA "replaced the 3x3 convolution layers in the backbone" (section '
+        "3.3); the kit reads that as every basic block of stages 2-4 (104 at W32, 18 at W18-small): its second 3x3 "
+        "conv dilated by 2, EMA before the residual sum (`emr_lib/models/hrnet.py` says why). This is the default "
+        f"since commit {PAPER_PLACEMENT_SINCE}; the kit's lighter variant (`dema_blocks='last'`, 26 of 104 blocks) "
+        "was the default before, and every result above says which placement its EMR-HRNet rows have.",
         "- **RMA wiring**: the RAD pyramid's inputs and fusion are our reading of Figs. 4-5 (`hrnet.py`).",
         "- **Dropout**: one dropout (0.5) before the classifier; the paper does not say where it sits.",
         "- **EMA groups**: the factor 32 does not divide HRNet-W18's channels; `ema_groups` picks the largest "
@@ -224,26 +302,103 @@ def _deviations(root: Path) -> list[str]:
 
 
 def _blocks_status(root: Path) -> str:
-    """Table 5's status from its committed rows: where DEMA ranks (the paper: first) and their spread."""
+    """Table 5's status: from its saved pair intervals (each block minus DEMA) when they exist, else
+    from its committed rows (where DEMA ranks, the paper: first, and their spread)."""
+    pairs = [r for r in _read(root, "table5_differences.csv") if r["versus"] == "dema"]
+    if pairs:
+        pooled = [r for r in pairs if r["seed"] == "all"] or pairs
+        directions = {r["row"]: r["direction"] for r in pooled}
+        if all(d == "worse" for d in directions.values()):
+            word = "direction reproduced"
+        elif any(d == "better" for d in directions.values()):
+            word = "not reproduced"
+        else:
+            word = "not detected at this scale"
+        seeds = "pooled over seeds" if pooled is not pairs else "one seed, paired over the test images"
+        told = ", ".join(f"{row} minus DEMA {d}" for row, d in directions.items())
+        return f"{word}: {told} ({seeds}; `table5_differences.csv`)"
     rows = {row["model"]: float(row["mIoU"]) for row in _read(root, "05_table5.csv")}
     if "dema" not in rows:
-        return "not run"
+        return "cannot run here: not run"
     rank = sorted(rows.values(), reverse=True).index(rows["dema"]) + 1
     spread = max(rows.values()) - min(rows.values())
     order = "as in the paper" if rank == 1 else "the paper has it first"
     return (
         f"not detected at this scale: DEMA ranks {rank} of {len(rows)} ({order}), the blocks within {spread:.2f} "
-        "points; one seed, and the README's paired intervals resolve no pair"
+        "points; one seed, and no pair intervals are committed yet"
+    )
+
+
+def _count_word(measured: float, paper: float) -> str:
+    error = abs(measured - paper) / abs(paper)
+    return "reproduced" if error <= 0.02 else "close" if error <= 0.25 else "not reproduced"
+
+
+def _efficiency_status(root: Path) -> str:
+    """Table 7's status: EMR-HRNet's added parameters and FLOPs in thop's convention against the paper's,
+    and HRNet-W32's own counts (``06_placements.csv``, ``06_table7.csv``)."""
+    placements = {r["model"]: r for r in _read(root, "06_placements.csv")}
+    hrnet = [
+        r for r in _read(root, "06_table7.csv") if (r["model"], r["num_classes"], r["size"]) == ("hrnet", "21", "480")
+    ]
+    if "emr_hrnet" not in placements or not hrnet:
+        return "cannot run here: notebook 06 has not written its tables"
+    paper_params = TABLE7["emr_hrnet"]["params_M"] - TABLE7["hrnet"]["params_M"]
+    paper_flops = TABLE7["emr_hrnet"]["GFLOPs"] - TABLE7["hrnet"]["GFLOPs"]
+    emr, light = placements["emr_hrnet"], placements.get("emr_hrnet_light")
+    params, flops = float(emr["delta_params_M_modules"]), float(emr["delta_GFLOPs_modules"])
+    words = [_count_word(params, paper_params), _count_word(flops, paper_flops)]
+    order = list(STATUSES)
+    word = max(words, key=order.index) if "not reproduced" not in words else "not reproduced"
+    base = hrnet[0]
+    base_word = min(
+        _count_word(float(base["params_M"]), TABLE7["hrnet"]["params_M"]),
+        _count_word(float(base["GFLOPs_modules"]), TABLE7["hrnet"]["GFLOPs"]),
+        key=order.index,
+    )
+    text = (
+        f"{word}: EMR-HRNet adds {params:+.2f}M / {flops:+.2f} G over HRNet-W32 in thop's convention (the paper: "
+        f"{paper_params:+.2f}M / {paper_flops:+.2f} G; 480 px, 21 classes)"
+    )
+    if light:
+        text += (
+            f", the lighter variant {float(light['delta_params_M_modules']):+.2f}M / "
+            f"{float(light['delta_GFLOPs_modules']):+.2f} G"
+        )
+    return (
+        f"{text}; the real cost (torch counter) {float(emr['delta_GFLOPs_torch']):+.2f} G; HRNet-W32 itself "
+        f"{base_word} ({float(base['params_M']):.2f}M / {float(base['GFLOPs_modules']):.2f} G); comparison models "
+        "are smp's (lighter)"
     )
 
 
 def claim_statuses(root: Path) -> dict[str, str]:
-    """The statuses that depend on runs, for ``PAPER_ITEMS``' ``{table2}``, ``{table4}`` and ``{table5}``."""
+    """The statuses that depend on results, for ``PAPER_ITEMS``' placeholders."""
     return {
-        "table2": _claim_status(root, 2, "not reproduced at this scale (one seed; see below)"),
-        "table4": _claim_status(root, 4, "not reproduced at this scale; one seed"),
+        "table2": _claim_status(root, 2, "not detected at this scale (one seed; see below)"),
+        "table4": _claim_status(root, 4, "not detected at this scale (one seed)"),
         "table5": _blocks_status(root),
+        "table7": _efficiency_status(root),
     }
+
+
+def _comparisons(root: Path) -> list[str]:
+    """How many intervals the ledger shows, and what that does to reading a single one."""
+    rows = [r for n in (2, 4, 5) for r in _read(root, f"table{n}_differences.csv")]
+    pooled = sum(r["seed"] == "all" for r in rows)
+    excluded = sum(
+        r.get("direction", "") in ("better", "worse") or float(r["ci_low"]) > 0 or float(r["ci_high"]) < 0 for r in rows
+    )
+    return [
+        "## How many comparisons",
+        "",
+        f"The ledger shows {len(rows)} intervals of a difference ({pooled} pooled over seeds, {len(rows) - pooled} "
+        f"for one seed each); {excluded} of them exclude 0. Each is a 95 % interval, so among {len(rows)} "
+        f"comparisons of models that did not differ at all about {0.05 * len(rows):.1f} would exclude 0 by chance: "
+        "a single interval that excludes 0 is weak evidence on its own. The claims are the pooled rows (seed "
+        "`all`), one per table; the per-seed rows show how much one trained pair can mislead.",
+        "",
+    ]
 
 
 def render_ledger(root: Path | None = None) -> str:
@@ -253,9 +408,11 @@ def render_ledger(root: Path | None = None) -> str:
         "# What this kit reproduces of the paper",
         "",
         "Written by `python -m emr_lib ledger` from `emr_lib/paper.py` and the tables in `figures/workshop/`; "
-        "do not edit by hand. Status: reproduced / direction reproduced / not reproduced / cannot run here. "
-        "Results are the workshop profile's (Bijie, 2-core CPU) unless a row says otherwise; commands are "
-        "`python -m emr_lib ...` with `--profile workshop --data <Bijie>`.",
+        "do not edit by hand. Results are the workshop profile's (Bijie, 2-core CPU) unless a row says "
+        "otherwise; commands are `python -m emr_lib ...` with `--profile workshop --data <Bijie>`. Every status "
+        "starts with one of these words:",
+        "",
+        *[f"- **{word}**: {meaning}." for word, meaning in STATUSES.items()],
         "",
         "| paper | what the kit does | command | result | status |",
         "|---|---|---|---|---|",
@@ -264,6 +421,7 @@ def render_ledger(root: Path | None = None) -> str:
         *_numbers(root),
         *_seeds(root, 2),
         *_seeds(root, 4),
+        *_comparisons(root),
         *_deviations(root),
     ]
     return "\n".join(lines) + "\n"

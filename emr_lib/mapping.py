@@ -5,7 +5,8 @@
 Three passes, none of which holds the scene:
 
 1. **Model grid.** The scene is resampled on the fly to the ground pixel size the model was
-   trained at (``scale`` = scene GSD / model GSD) and cut into overlapping windows; each
+   trained at (``scale`` = scene GSD / model GSD; the model's GSD is nominal, see
+   :func:`emr_lib.run_data.model_gsd`) and cut into overlapping windows; each
    window's probabilities are weighted by a smooth taper (high in the middle, low at the
    edges, so overlaps blend without seams) and accumulated in a strip one window high. Rows
    that no later window touches are written to a temporary GeoTIFF and dropped.
@@ -99,7 +100,7 @@ def inference_scale(scene: Scene, model_gsd_m: float | None, scale: float | None
         fix = "pass --scale, or train with --set gsd=METRES (the training images' pixel size)"
     else:
         why = f"{scene.path} has no ground pixel size"
-        fix = f"pass --gsd METRES so it is resampled to the model's {model_gsd_m:.2f} m, or --scale"
+        fix = f"pass --gsd METRES so it is resampled to the model's nominal {model_gsd_m:.2f} m, or --scale"
     warnings.warn(f"{why}: mapping at the scene's own resolution; {fix}", stacklevel=2)
     return 1.0
 

@@ -76,11 +76,14 @@ def open_base(config: TrainConfig) -> tuple[SampleDataset, str]:
 
 
 def model_gsd(config: TrainConfig, base: SampleDataset | None = None) -> float | None:
-    """Metres per pixel of the images as the model sees them (resized to ``config.size``), or None.
+    """Nominal metres per pixel of the images as the model sees them (resized to ``config.size``), or None.
 
     The dataset's ground pixel size (``config.gsd``, else the published value of a dataset the
     kit knows, e.g. Bijie's 0.8 m) times its images' median width over the training size:
-    Bijie's 224-px copy trained at 160 px is seen at about 1.1 m per pixel.
+    Bijie's 224-px copy trained at 160 px is seen at about 1.1 m per pixel. **Nominal**: the
+    224-px copy was resized from images of many sizes without keeping their aspect ratio, so
+    each image's true pixel size differs from it (rows and columns differently); the median
+    width stands in for all of them.
     """
     parts = data_parts(config.data)
     gsd = config.gsd

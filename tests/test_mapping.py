@@ -147,7 +147,9 @@ def test_bad_scenes_fail_with_one_line_naming_the_file_and_the_fix(checkpoint, s
 def test_map_command_writes_geojson_and_refuses_to_overwrite(checkpoint, scene, tmp_path, capsys):
     args = ["map", str(scene[0]), "--checkpoint", str(checkpoint), "--out", str(tmp_path), "--window", "128"]
     assert main([*args, "--format", "geojson", "--tta", "--no-progress"]) == 0
-    assert "landslides" in capsys.readouterr().out and (tmp_path / "landslides.geojson").is_file()
+    out = capsys.readouterr().out
+    assert "landslides" in out and (tmp_path / "landslides.geojson").is_file()
+    assert "model ground pixel size 1.00 m (nominal" in out  # the training images were resized
     assert main(args) == 2 and "--overwrite" in capsys.readouterr().err
 
 

@@ -36,6 +36,12 @@ def _cmd_map(args: argparse.Namespace) -> None:
     )  # fmt: skip
     area = summary["landslide_area_m2"]
     area_text = f"{area / 1e4:.2f} ha" if area is not None else f"{summary['landslide_pixels']} px"
+    if summary.get("model_gsd_m") and args.scale is None:
+        print(
+            f"model ground pixel size {summary['model_gsd_m']:.2f} m (nominal: the training images were resized, "
+            f"so it is the dataset's published pixel size times its median width over the training size); "
+            f"scene {summary['scene_gsd_m'] or 0:.2f} m; pass --scale to override"
+        )
     print(
         f"mapped {args.scene} at scale {summary['scale']:.3f} ({summary['windows']} windows, "
         f"{summary['seconds']:.0f} s, {summary['megapixels_per_s']:.2f} Mpx/s): {summary['polygons']} landslides, "
