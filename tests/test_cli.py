@@ -107,6 +107,7 @@ def test_table_runs_or_reuses_its_rows_and_prints_them_beside_the_paper(tmp_path
     assert main(["table", "4", "--rows", "+CBAM"]) == 2
     assert "Table 4 has no row(s) ['+CBAM']" in capsys.readouterr().err
     assert main(["table", "6"]) == 2 and "not Table 6" in capsys.readouterr().err
+    assert main([*args, "--reference", "+RMA"]) == 2 and "--reference +RMA" in capsys.readouterr().err
 
 
 def test_table_over_seeds_gives_spread_and_paired_intervals(tmp_path, capsys):

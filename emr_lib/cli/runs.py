@@ -116,6 +116,9 @@ def _cmd_table(args: argparse.Namespace) -> None:
         specs = table_runs(args.number, args.rows)
     except ValueError as err:
         raise CLIError(str(err)) from err
+    reference = args.reference or next(iter(specs))
+    if reference not in specs:
+        raise CLIError(f"--reference {reference} is not among the rows {list(specs)}")
     seeds = args.seeds or [args.seed]
     by_seed, result = {}, {"seeds": seeds, "runs_by_seed": {}}
     for seed in seeds:
@@ -127,9 +130,8 @@ def _cmd_table(args: argparse.Namespace) -> None:
     result["rows"] = table_rows(args.number, by_seed[seeds[0]], kind)
     print(f"\nTable {args.number}, profile {args.profile}, data {ctx.data_label}, seed {seeds[0]} (percent):\n")
     print(table_markdown(result["rows"]))
-    if len(seeds) > 1:
+    if len(specs) > 1 and (len(seeds) > 1 or args.save):
         spread = seed_summary({row: {s: by_seed[s][row] for s in seeds} for row in specs}, label="row")
-        reference = next(iter(specs))
         differences = paired_differences(by_seed, reference, paper=paper_effects(args.number, reference, kind))
         print(f"\nTest mIoU over seeds {seeds}:\n\n{table_markdown(spread)}")
         print(
@@ -248,7 +250,16 @@ def _add_table(commands) -> None:
     table.add_argument(
         "--seeds", nargs="+", type=int, help="run every row with each seed; prints mean and sd, and paired intervals"
     )
-    table.add_argument("--save", help="with --seeds: save the seed tables (markdown, CSV, manifest) in this folder")
+    table.add_argument(
+        "--save",
+        help="save the seed tables and each row's differences to the reference (markdown, CSV, manifest) in this "
+        "folder, for one seed too",
+    )
+    table.add_argument(
+        "--reference",
+        metavar="ROW",
+        help="the row the others are compared with (default: the first row; Table 5's claim: dema)",
+    )
     table.add_argument("--device", default="auto")
     table.add_argument("--output-dir", help="runs folder (default: runs/notebooks in the project, the notebooks')")
     table.add_argument("--json", help="also write the rows and their run folders to this JSON file")
