@@ -10,38 +10,23 @@ so the ledger changes when they do. The pipeline rewrites it after a committed p
 
 from __future__ import annotations
 
-import csv
-import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from .claims import (
+    PAPER_PLACEMENT_SINCE,
+    SEED_CLAIMS,
+    STATUSES,
+    claim_statuses,
+    footer_of,
+    placement_of,
+    read_result,
+)
 from .paper import TABLE2, TABLE4, TABLE5, TABLE7
 from .paths import project_root
 from .uncertainty import direction
 
-__all__ = ["PAPER_ITEMS", "render_ledger", "write_ledger"]
-
-RESULTS = Path("figures") / "workshop"
-
-# the commit that made the paper's DEMA placement EMR-HRNet's default (before: the lighter variant)
-PAPER_PLACEMENT_SINCE = "0a02350"
-
-# the one status vocabulary: every status in the ledger starts with one of these words
-STATUSES = {
-    "reproduced": "a count within 2 % of the paper's; a comparison whose pooled interval over seeds excludes 0 in "
-    "the paper's direction and holds the paper's difference; or data measured as the paper describes it",
-    "direction reproduced": "a comparison whose interval excludes 0 in the paper's direction but does not hold "
-    "the paper's difference",
-    "close": "a count (or an added cost) within 25 % of the paper's, but not within 2 %",
-    "not detected at this scale": "a comparison whose pooled interval (with one seed: its paired intervals) holds 0",
-    "not reproduced": "a comparison whose interval excludes 0 against the paper's direction, or a count more than "
-    "25 % from the paper's",
-    "implemented, not measured": "code (or a picture of it) made as the paper describes, tested for shapes and "
-    "equivalences, with no number of the paper to compare",
-    "shown, not assessed": "a figure made as the paper's was, whose content no metric compares with the paper's",
-    "cannot run here": "the data, code or hardware it needs is not available to the kit",
-}
+__all__ = ["PAPER_ITEMS", "render_ledger", "render_readme_results", "stale_files", "write_ledger"]
 
 
 @dataclass(frozen=True)
@@ -100,32 +85,6 @@ PAPER_ITEMS = [
 ]  # fmt: skip
 
 
-def _read(root: Path, name: str) -> list[dict]:
-    path = root / RESULTS / name
-    return list(csv.DictReader(path.open())) if path.is_file() else []
-
-
-def _footer(root: Path, name: str) -> str:
-    path = root / RESULTS / name
-    return path.read_text().strip().splitlines()[-1].strip("_") if path.is_file() else "not run"
-
-
-def _placement(root: Path, footer: str) -> str:
-    """Which DEMA placement a committed result's EMR-HRNet rows have, from the commit its footer names."""
-    found = re.search(r"commit ([0-9a-f]{7,40})", footer)
-    if not found:
-        return "DEMA placement unknown (no commit in the footer)"
-    ancestor = subprocess.run(
-        ["git", "-C", str(root), "merge-base", "--is-ancestor", PAPER_PLACEMENT_SINCE, found.group(1)],
-        capture_output=True,
-    )
-    if ancestor.returncode == 0:
-        return "EMR-HRNet rows with the paper's DEMA placement"
-    if ancestor.returncode == 1:
-        return f"EMR-HRNet rows with the kit's lighter DEMA placement (made before {PAPER_PLACEMENT_SINCE})"
-    return "DEMA placement unknown (commit not in this checkout's history)"
-
-
 def _numbers(root: Path) -> list[str]:
     """Each table's rows as a gap to a reference row, in the paper and here: the levels were measured
     under other conditions (512 px, 100 epochs, GPU; Tables 4-5 on Bijie + Sichuan), the gaps are the claims."""
@@ -136,10 +95,10 @@ def _numbers(root: Path) -> list[str]:
         ("Table 5", "05_table5", "model", "dema", {k: v["mIoU"] for k, v in TABLE5.items()}),
     ]
     for title, name, label, reference, paper in blocks:
-        rows = {row[label]: float(row["mIoU"]) for row in _read(root, f"{name}.csv")}
-        footer = _footer(root, name + ".md")
+        rows = {row[label]: float(row["mIoU"]) for row in read_result(root, f"{name}.csv")}
+        footer = footer_of(root, name + ".md")
         lines += [
-            f"**{title}**, test mIoU (%), from `figures/workshop/{name}.csv` ({footer}; {_placement(root, footer)}):",
+            f"**{title}**, test mIoU (%), from `figures/workshop/{name}.csv` ({footer}; {placement_of(root, footer)}):",
             "",
         ]
         lines += [f"| row | paper | paper - {reference} | kit | kit - {reference} |", "|---|---|---|---|---|"]
@@ -152,73 +111,18 @@ def _numbers(root: Path) -> list[str]:
     return lines
 
 
-# the claims that several seeds test: table -> (row, reference row, how each reads, section title)
-SEED_CLAIMS = {
-    2: ("emr_hrnet", "hrnet", "EMR-HRNet", "HRNet", "HRNet against EMR-HRNet over seeds"),
-    4: (
-        "+DEMA+RMA+CenterRep",
-        "baseline",
-        "the full model",
-        "the baseline",
-        "Table 4's baseline against the full model (+DEMA+RMA+CenterRep) over seeds",
-    ),
-}
-
-
-def _pooled_status(pooled: dict, name: str, reference_name: str) -> str:
-    """A comparison's status from its pooled row (seed ``all``): its direction against the paper's."""
-    diff, low, high = (float(pooled[k]) for k in ("mIoU_diff", "ci_low", "ci_high"))
-    paper = float(pooled["paper_diff"]) if pooled.get("paper_diff") else None
-    inside = pooled.get("paper_inside") == "True"
-    if pooled["direction"] == "unresolved":
-        word = "not detected at this scale"
-    elif paper is not None and pooled["direction"] == ("better" if paper > 0 else "worse"):
-        word = "reproduced" if inside else "direction reproduced"
-    else:
-        word = "not reproduced"
-    text = (
-        f"{word}: {name} minus {reference_name} {diff:+.2f} [{low:+.2f}, {high:+.2f}] over {pooled['n_seeds']} "
-        "seeds (95 %, two-level bootstrap over seeds and test images)"
-    )
-    if paper is not None:
-        text += f"; the paper's {paper:+.2f} lies {'inside' if inside else 'outside'} that interval"
-    return text
-
-
-def _claim_status(root: Path, number: int, one_seed: str) -> str:
-    """A table's status from its claim's pooled difference over seeds or, before seeds were pooled,
-    from the paired intervals of each seed, when they exist."""
-    row, reference, name, reference_name, _ = SEED_CLAIMS[number]
-    differences = _read(root, f"table{number}_differences.csv")
-    rows = [r for r in differences if r["row"] == row and r["versus"] == reference]
-    pooled = [r for r in rows if r["seed"] == "all"]
-    if pooled:
-        return _pooled_status(pooled[0], name, reference_name)
-    if not rows:
-        return one_seed
-    above = sum(float(r["ci_low"]) > 0 for r in rows)
-    below = sum(float(r["ci_high"]) < 0 for r in rows)
-    seeds = "95 % paired bootstrap interval over the test images, per seed; seeds not pooled"
-    if above == len(rows):
-        return f"direction reproduced: {name} above {reference_name} in every seed ({seeds})"
-    if below == len(rows):
-        return f"not reproduced: {name} below {reference_name} in every seed ({seeds})"
-    across = len(rows) - above - below
-    return (
-        f"not detected at this scale: {name} minus {reference_name} is above 0 in {above}, below 0 in {below} and "
-        f"unresolved in {across} of {len(rows)} seeds ({seeds})"
-    )
-
-
 def _seeds(root: Path, number: int) -> list[str]:
-    spread, differences = _read(root, f"table{number}_seeds.csv"), _read(root, f"table{number}_differences.csv")
+    spread, differences = (
+        read_result(root, f"table{number}_seeds.csv"),
+        read_result(root, f"table{number}_differences.csv"),
+    )
     if not spread:
         return []
     _, reference, name, reference_name, title = SEED_CLAIMS[number]
     lines = [f"## {title}", ""]
     lines += [
         f"Test mIoU (%) per row over seeds, from `figures/workshop/table{number}_seeds.csv` "
-        f"({_footer(root, f'table{number}_seeds.md')}):",
+        f"({footer_of(root, f'table{number}_seeds.md')}):",
         "",
     ]
     lines += ["| row | seeds | mean | sd | min | max |", "|---|---|---|---|---|---|"]
@@ -245,13 +149,13 @@ def _seeds(root: Path, number: int) -> list[str]:
             f"[{float(r['ci_low']):+.2f}, {float(r['ci_high']):+.2f}] | "
             f"{r.get('direction') or direction(float(r['ci_low']), float(r['ci_high']))} | {inside} |"
         )
-    footer = _footer(root, f"table{number}_differences.md")
-    return [*lines, "", f"_{footer}; {_placement(root, footer)}._", ""]
+    footer = footer_of(root, f"table{number}_differences.md")
+    return [*lines, "", f"_{footer}; {placement_of(root, footer)}._", ""]
 
 
 def _deviations(root: Path) -> list[str]:
     smp = []
-    for row in _read(root, "06_table7.csv"):
+    for row in read_result(root, "06_table7.csv"):
         if (
             row["num_classes"] == "21"
             and row["size"] == "512"
@@ -301,90 +205,9 @@ def _deviations(root: Path) -> list[str]:
     ]
 
 
-def _blocks_status(root: Path) -> str:
-    """Table 5's status: from its saved pair intervals (each block minus DEMA) when they exist, else
-    from its committed rows (where DEMA ranks, the paper: first, and their spread)."""
-    pairs = [r for r in _read(root, "table5_differences.csv") if r["versus"] == "dema"]
-    if pairs:
-        pooled = [r for r in pairs if r["seed"] == "all"] or pairs
-        directions = {r["row"]: r["direction"] for r in pooled}
-        if all(d == "worse" for d in directions.values()):
-            word = "direction reproduced"
-        elif any(d == "better" for d in directions.values()):
-            word = "not reproduced"
-        else:
-            word = "not detected at this scale"
-        seeds = "pooled over seeds" if pooled is not pairs else "one seed, paired over the test images"
-        told = ", ".join(f"{row} minus DEMA {d}" for row, d in directions.items())
-        return f"{word}: {told} ({seeds}; `table5_differences.csv`)"
-    rows = {row["model"]: float(row["mIoU"]) for row in _read(root, "05_table5.csv")}
-    if "dema" not in rows:
-        return "cannot run here: not run"
-    rank = sorted(rows.values(), reverse=True).index(rows["dema"]) + 1
-    spread = max(rows.values()) - min(rows.values())
-    order = "as in the paper" if rank == 1 else "the paper has it first"
-    return (
-        f"not detected at this scale: DEMA ranks {rank} of {len(rows)} ({order}), the blocks within {spread:.2f} "
-        "points; one seed, and no pair intervals are committed yet"
-    )
-
-
-def _count_word(measured: float, paper: float) -> str:
-    error = abs(measured - paper) / abs(paper)
-    return "reproduced" if error <= 0.02 else "close" if error <= 0.25 else "not reproduced"
-
-
-def _efficiency_status(root: Path) -> str:
-    """Table 7's status: EMR-HRNet's added parameters and FLOPs in thop's convention against the paper's,
-    and HRNet-W32's own counts (``06_placements.csv``, ``06_table7.csv``)."""
-    placements = {r["model"]: r for r in _read(root, "06_placements.csv")}
-    hrnet = [
-        r for r in _read(root, "06_table7.csv") if (r["model"], r["num_classes"], r["size"]) == ("hrnet", "21", "480")
-    ]
-    if "emr_hrnet" not in placements or not hrnet:
-        return "cannot run here: notebook 06 has not written its tables"
-    paper_params = TABLE7["emr_hrnet"]["params_M"] - TABLE7["hrnet"]["params_M"]
-    paper_flops = TABLE7["emr_hrnet"]["GFLOPs"] - TABLE7["hrnet"]["GFLOPs"]
-    emr, light = placements["emr_hrnet"], placements.get("emr_hrnet_light")
-    params, flops = float(emr["delta_params_M_modules"]), float(emr["delta_GFLOPs_modules"])
-    words = [_count_word(params, paper_params), _count_word(flops, paper_flops)]
-    order = list(STATUSES)
-    word = max(words, key=order.index) if "not reproduced" not in words else "not reproduced"
-    base = hrnet[0]
-    base_word = min(
-        _count_word(float(base["params_M"]), TABLE7["hrnet"]["params_M"]),
-        _count_word(float(base["GFLOPs_modules"]), TABLE7["hrnet"]["GFLOPs"]),
-        key=order.index,
-    )
-    text = (
-        f"{word}: EMR-HRNet adds {params:+.2f}M / {flops:+.2f} G over HRNet-W32 in thop's convention (the paper: "
-        f"{paper_params:+.2f}M / {paper_flops:+.2f} G; 480 px, 21 classes)"
-    )
-    if light:
-        text += (
-            f", the lighter variant {float(light['delta_params_M_modules']):+.2f}M / "
-            f"{float(light['delta_GFLOPs_modules']):+.2f} G"
-        )
-    return (
-        f"{text}; the real cost (torch counter) {float(emr['delta_GFLOPs_torch']):+.2f} G; HRNet-W32 itself "
-        f"{base_word} ({float(base['params_M']):.2f}M / {float(base['GFLOPs_modules']):.2f} G); comparison models "
-        "are smp's (lighter)"
-    )
-
-
-def claim_statuses(root: Path) -> dict[str, str]:
-    """The statuses that depend on results, for ``PAPER_ITEMS``' placeholders."""
-    return {
-        "table2": _claim_status(root, 2, "not detected at this scale (one seed; see below)"),
-        "table4": _claim_status(root, 4, "not detected at this scale (one seed)"),
-        "table5": _blocks_status(root),
-        "table7": _efficiency_status(root),
-    }
-
-
 def _comparisons(root: Path) -> list[str]:
     """How many intervals the ledger shows, and what that does to reading a single one."""
-    rows = [r for n in (2, 4, 5) for r in _read(root, f"table{n}_differences.csv")]
+    rows = [r for n in (2, 4, 5) for r in read_result(root, f"table{n}_differences.csv")]
     pooled = sum(r["seed"] == "all" for r in rows)
     excluded = sum(
         r.get("direction", "") in ("better", "worse") or float(r["ci_low"]) > 0 or float(r["ci_high"]) < 0 for r in rows
@@ -427,8 +250,54 @@ def render_ledger(root: Path | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+README_BEGIN, README_END = "<!-- results:begin -->", "<!-- results:end -->"
+# the paper items whose status the README shows: the claims measured here
+README_CLAIMS = ("Table 2", "Table 4", "Table 5", "Table 7")
+
+
+def render_readme_results(root: Path | None = None) -> str:
+    """The README's results block: the claims' statuses and the tables beside the paper's, from the files."""
+    root = root or project_root()
+    status = claim_statuses(root)
+    claims = [i for i in PAPER_ITEMS if i.paper.split(":")[0] in README_CLAIMS]
+    lines = [
+        README_BEGIN,
+        "_Written by `python -m emr_lib ledger` from the committed files named below; do not edit by hand. "
+        "[REPRODUCTION.md](REPRODUCTION.md) has every table and figure of the paper, the runs over seeds, what "
+        "the statuses mean and where the kit departs from the paper._",
+        "",
+        "| paper | status |",
+        "|---|---|",
+        *[f"| {i.paper} | {i.status.format(**status)} |" for i in claims],
+        "",
+        *[line.replace("## The numbers", "#### The numbers") for line in _numbers(root)],
+        README_END,
+    ]
+    return "\n".join(lines)
+
+
+def _with_readme_results(readme: str, block: str) -> str:
+    if README_BEGIN not in readme or README_END not in readme:
+        raise ValueError(f"README.md has no {README_BEGIN} ... {README_END} block for the results")
+    before, rest = readme.split(README_BEGIN, 1)
+    return before + block + rest.split(README_END, 1)[1]
+
+
+def stale_files(root: Path | None = None) -> list[str]:
+    """The generated files that differ from what the committed results say (for ``ledger --check``)."""
+    root = root or project_root()
+    stale = [] if (root / "REPRODUCTION.md").read_text() == render_ledger(root) else ["REPRODUCTION.md"]
+    readme = (root / "README.md").read_text()
+    if _with_readme_results(readme, render_readme_results(root)) != readme:
+        stale.append("README.md (results block)")
+    return stale
+
+
 def write_ledger(root: Path | None = None) -> Path:
+    """Write REPRODUCTION.md and the README's results block; return REPRODUCTION.md's path."""
     root = root or project_root()
     path = root / "REPRODUCTION.md"
     path.write_text(render_ledger(root))
+    readme = root / "README.md"
+    readme.write_text(_with_readme_results(readme.read_text(), render_readme_results(root)))
     return path

@@ -10,7 +10,7 @@ from ..docsite import SiteError, build_site
 from ..doctor import run_doctor
 from ..efficiency import efficiency_table, placement_table
 from ..figures import table_markdown
-from ..ledger import render_ledger, write_ledger
+from ..ledger import stale_files, write_ledger
 from ..models import build_model, list_models
 from ..paths import project_root, resolve_data
 from ..pipeline import PipelineError, run_pipeline, store_checked_outputs
@@ -131,11 +131,12 @@ def _cmd_study(args: argparse.Namespace) -> None:
 def _cmd_ledger(args: argparse.Namespace) -> None:
     root = project_root()
     if args.check:
-        if (root / "REPRODUCTION.md").read_text() != render_ledger(root):
-            raise CLIError("REPRODUCTION.md is stale: run python -m emr_lib ledger")
-        print("REPRODUCTION.md is up to date")
+        stale = stale_files(root)
+        if stale:
+            raise CLIError(f"{' and '.join(stale)} stale: run python -m emr_lib ledger")
+        print("REPRODUCTION.md and the README's results block are up to date")
         return
-    print(f"wrote {write_ledger(root)}")
+    print(f"wrote {write_ledger(root)} and the README's results block")
 
 
 def _add_ledger(commands) -> None:
