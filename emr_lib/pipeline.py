@@ -169,16 +169,17 @@ def run_pipeline(
     return timings
 
 
-def store_checked_outputs(profile: str = "quick", root: Path | None = None) -> list[str]:
+def store_checked_outputs(profile: str = "quick", root: Path | None = None, only: list[str] | None = None) -> list[str]:
     """Copy the outputs of cells marked ``# NBVAL_CHECK_OUTPUT`` from the executed copies back
     into ``notebooks/``, and strip every other output: notebooks are committed without outputs
-    except the few that nbval checks. Run after ``pipeline --profile quick --data synthetic``.
+    except the few that nbval checks. Run after ``pipeline --profile quick --data synthetic``;
+    ``only`` picks notebooks as the pipeline's ``--only`` does (the ones it just ran).
     """
     import nbformat
 
     root = root or project_root()
     updated = []
-    for notebook in list_notebooks(root):
+    for notebook in _select(list_notebooks(root), only):
         executed_path = root / "build" / "notebooks" / profile / notebook.name
         if not executed_path.is_file():
             raise PipelineError(

@@ -60,7 +60,7 @@ def test_train_flags_map_onto_the_run_folder_rule(tmp_path, capsys):
     first = json.loads((out / "record.json").read_text())
     assert main([*args, "--resume"]) == 0 and "reusing" in capsys.readouterr().out  # same settings, finished
     assert main([*args, "--set", "lr=0.001", "--resume"]) == 2
-    assert "other settings (lr: 0.002 there, 0.001 now)" in capsys.readouterr().err
+    assert "other settings (lr: 0.002 in the run, 0.001 asked)" in capsys.readouterr().err
     assert main([*args, "--resume", "--overwrite"]) == 2 and "pass one of them" in capsys.readouterr().err
     assert main([*args, "--set", "lr=0.001", "--overwrite"]) == 0  # the old run is moved aside, not deleted
     kept = list(tmp_path.glob("run.replaced-*"))
@@ -96,7 +96,7 @@ def test_store_checked_outputs_through_the_cli_restores_cleared_outputs(tmp_path
 
 def test_table_runs_or_reuses_its_rows_and_prints_them_beside_the_paper(tmp_path, capsys):
     args = ["table", "4", "--profile", "quick", "--data", "synthetic", "--rows", "baseline", "+DEMA"]
-    args += ["--output-dir", str(tmp_path / "runs"), "--json", str(tmp_path / "t4.json")]
+    args += ["--out", str(tmp_path / "runs"), "--json", str(tmp_path / "t4.json")]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "| configuration | mIoU | paper_mIoU |" in out and "| +DEMA |" in out and "| 60.99 |" in out
@@ -170,3 +170,57 @@ def test_data_given_twice_trains_on_both_and_the_record_names_every_part(tmp_pat
     }
     assert main(["train", "--data", str(first), "--data", str(first), "--out", str(tmp_path / "x")]) == 2
     assert "names " + str(first) + " twice" in capsys.readouterr().err
+
+
+def test_resume_takes_the_run_s_own_settings(tmp_path, capsys):
+    out = tmp_path / "run"
+    made = ["train", "--model", "hrnet", "--profile", "quick", "--out", str(out), "--no-progress"]
+    made += ["--set", "synthetic_n=40", "--set", "epochs=2", "--stop-after", "1"]
+    assert main(made) == 0 and json.loads((out / "record.json").read_text())["status"] == "stopped"
+    # the README's example: only the folder; model, profile, data and settings come from the run
+    assert main(["train", "--out", str(out), "--resume", "--no-progress"]) == 0
+    record = json.loads((out / "record.json").read_text())
+    assert record["model"] == "hrnet" and record["epochs_run"] == 2 and record["config"]["synthetic_n"] == 40
+    assert main(["train", "--out", str(out), "--resume", "--profile", "workshop", "--model", "emr_hrnet"]) == 2
+    err = capsys.readouterr().err
+    assert "model: 'hrnet' in the run, 'emr_hrnet' asked" in err and "profile: 'quick' in the run" in err
+
+
+def _subparser(*names):
+    import argparse
+
+    from emr_lib.cli import build_parser
+
+    parser = build_parser()
+    for name in names:
+        action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = action.choices[name]
+    return parser
+
+
+def test_help_shows_every_option_with_its_default():
+    for command in (("train",), ("table",), ("pipeline",), ("map",), ("data", "tile")):
+        parser = _subparser(*command)
+        text = " ".join(parser.format_help().split())  # unwrapped
+        for action in parser._actions:
+            if action.option_strings and action.dest != "help" and action.help != "==SUPPRESS==":
+                assert action.help, f"{' '.join(command)} {action.option_strings[0]} has no help line"
+        if command != ("map",) and command != ("data", "tile"):
+            assert "--profile" in text and "default: quick" in text, command
+    assert "(default: 0.5)" in " ".join(_subparser("map").format_help().split())
+    assert "(default: 0.5)" in " ".join(_subparser("data", "tile").format_help().split())  # --max-nodata
+    assert "95 % interval" in _subparser("compare").format_help() and "%%" not in _subparser("compare").format_help()
+    assert "01..08" in _subparser("pipeline").format_help()
+
+
+def test_values_out_of_range_are_refused_in_one_line(tmp_path, capsys):
+    for argv, what in (
+        (["map", "scene.tif", "--checkpoint", "x.pt", "--out", str(tmp_path), "--threshold", "2"], "--threshold"),
+        (["evaluate", "x.pt", "--scales", "-1"], "--scales"),
+        (["data", "tile", "a.png", "b.png", str(tmp_path), "--max-nodata", "1.5"], "--max-nodata"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert what in err and "outside" in err, err

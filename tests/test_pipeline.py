@@ -57,6 +57,11 @@ def test_store_checked_outputs_keeps_only_marked_cells(tmp_path):
     assert store_checked_outputs("quick", root) == ["01_x.ipynb"]
     stored = nbformat.read(root / "notebooks" / "01_x.ipynb", as_version=4)
     assert stored.cells[0].outputs[0]["text"] == "1\n" and stored.cells[1].outputs == []
+    # a notebook never executed does not stop storing the ones the pipeline just ran (--only)
+    nbformat.write(nbformat.v4.new_notebook(), root / "notebooks" / "02_y.ipynb")
+    with pytest.raises(PipelineError, match="no executed copy of 02_y"):
+        store_checked_outputs("quick", root)
+    assert store_checked_outputs("quick", root, only=["01"]) == ["01_x.ipynb"]
 
 
 def test_real_data_with_a_synthetic_scene_is_warned_about(tmp_path):

@@ -146,3 +146,31 @@ def test_cli_synthetic_and_split(tmp_path, capsys):
     assert main(["data", "synthetic", str(tmp_path / "syn"), "--n", "10", "--size", "64"]) == 0
     assert main(["data", "split", str(tmp_path / "syn"), "--ratios", "4", "1", "--out", str(tmp_path / "s")]) == 0
     assert (tmp_path / "s" / "train.txt").read_text().count("\n") == 8
+
+
+def test_prepare_resizes_as_the_tables_copy_and_names_its_fingerprint(tmp_path, capsys):
+    synthetic = SyntheticLandslides(4, size=64)
+    source = tmp_path / "src"
+    (source / "img").mkdir(parents=True)
+    (source / "label").mkdir()
+    for i, name in enumerate(synthetic.names):
+        image, mask = synthetic.read(i)
+        wide = np.concatenate([image, image], axis=1)  # 64 x 128: the aspect ratio is not kept
+        Image.fromarray(wide).save(source / "img" / f"{name}.png")
+        Image.fromarray(np.concatenate([mask, mask], axis=1) * 255).save(source / "label" / f"{name}.png")
+    assert main(["data", "prepare", "sichuan", str(source), str(tmp_path / "out"), "--size", "32"]) == 0
+    out = capsys.readouterr().out
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["resized"] == {
+        "size": 32,
+        "image_interpolation": "bilinear",
+        "mask_interpolation": "nearest",
+        "aspect_ratio_kept": False,
+    }
+    prepared = open_dataset(tmp_path / "out")
+    image, mask = prepared.read(0)
+    assert image.shape == (32, 32, 3) and set(np.unique(mask)) <= {0, 1}  # nearest keeps the classes
+    assert f"data_fingerprint {manifest['data_fingerprint']}" in out
+    assert manifest["data_fingerprint"] == open_dataset(tmp_path / "out", include_non_landslide=False).fingerprint()
+    with pytest.raises(SystemExit):  # below 32 px: refused by the parser, in one line
+        main(["data", "prepare", "sichuan", str(source), str(tmp_path / "x"), "--size", "8"])

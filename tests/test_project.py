@@ -113,3 +113,16 @@ def test_every_notebook_is_an_episode_with_questions_minutes_and_key_points():
         for part in ("**Questions**", "**What you will learn**", "**Time to run**", "**Teaching:**"):
             assert part in intro, f"{path.name}: no {part} at the top"
         assert "".join(cells[-1]["source"]).startswith("## Key points"), f"{path.name}: no key points at the end"
+
+
+def test_licence_citation_and_a_citation_cell_in_every_episode():
+    import yaml
+
+    assert "MIT License" in (REPO / "LICENSE").read_text()
+    citation = yaml.safe_load((REPO / "CITATION.cff").read_text())
+    assert citation["cff-version"] and citation["license"] == "MIT"
+    dois = {reference["doi"] for reference in citation["references"]}
+    assert dois == {"10.3390/s24113677", "10.1007/s10346-020-01353-2"}  # the paper and the Bijie dataset
+    for path in sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        text = "".join("".join(cell["source"]) for cell in json.loads(path.read_text())["cells"])
+        assert all(doi in text for doi in dois), f"{path.name} cites neither the paper nor the dataset"

@@ -8,7 +8,6 @@ commands to the parser and maps a user's mistake to one clear line (:class:`CLIE
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from ..checkpoints import CheckpointError
@@ -16,17 +15,17 @@ from ..data import DataError
 from ..models import PretrainedWeightsError
 from ..runs import RunFolderError
 from . import data, mapping, runs, tools
-from .common import CLIError
+from .common import CLIError, Parser
 
 __all__ = ["main", "build_parser", "CLIError"]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> Parser:
+    parser = Parser(
         prog="python -m emr_lib",
         description="EMR-HRNet kit: landslide segmentation models, data, training and evaluation.",
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
 
     for module in (runs, tools, data, mapping):
         module.add(commands)

@@ -1,6 +1,9 @@
-"""What every command module shares: the user-error type and the data help text."""
+"""What every command module shares: the parser with defaults in its help, the user-error type and
+the data help text."""
 
 from __future__ import annotations
+
+import argparse
 
 MULTI_DATA_HELP = "; repeat --data (or give A,B) to train on several datasets as one, each split alike"
 
@@ -16,5 +19,47 @@ DATA_HELP = (
 )
 
 
+PROFILE_HELP = "training profile: quick (CI smoke run), workshop (a CPU laptop), paper (the paper's recipe, GPUs)"
+DEVICE_HELP = "auto (CUDA, then MPS, then the CPU), cpu, cuda, cuda:1 or mps"
+
+
 class CLIError(Exception):
     """A user error: printed as one clear message, exit status 2, no traceback."""
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Help that shows every option's default (unless its help already says it, or it has none)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        shown = action.default not in (None, False, [], argparse.SUPPRESS)
+        if action.option_strings and shown and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+class Parser(argparse.ArgumentParser):
+    """Every command's parser: its help shows the defaults."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def in_range(kind, low=None, high=None, low_open: bool = False, high_open: bool = False):
+    """An argparse ``type`` that reads ``kind`` and refuses values outside [low, high] (or open ends)
+    with one line naming the range."""
+
+    def parse(text: str):
+        value = kind(text)
+        too_low = low is not None and (value <= low if low_open else value < low)
+        too_high = high is not None and (value >= high if high_open else value > high)
+        if too_low or too_high:
+            left = "(" if low_open else "["
+            right = ")" if high_open else "]"
+            span = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
+            raise argparse.ArgumentTypeError(f"{value} is outside {span}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse

@@ -15,13 +15,16 @@ from ..data import (
     save_splits,
     tile_scene,
 )
-from .common import CLIError
+from .common import CLIError, in_range
 
 
 def _cmd_data_prepare(args: argparse.Namespace) -> None:
-    manifest = prepare_dataset(args.dataset, args.src, args.dest)
+    manifest = prepare_dataset(args.dataset, args.src, args.dest, size=args.size)
     counts = ", ".join(f"{v} {k.replace('_', '-')}" for k, v in manifest["counts"].items())
     print(f"prepared {args.dataset}: {counts} images in {args.dest} (manifest.json lists their sha256)")
+    if args.size:
+        print(f"resized to {args.size} x {args.size}: bilinear images, nearest masks, aspect ratio not kept")
+    print(f"data_fingerprint {manifest['data_fingerprint']} (runs on this copy record it; equal only for equal files)")
     for note in manifest["notes"]:
         print(f"note: {note}")
 
@@ -101,6 +104,12 @@ def _add_data(commands) -> None:
     prep.add_argument("dataset", choices=["bijie", "sichuan", "luding"], help="which dataset SRC holds")
     prep.add_argument("src", help="the downloaded archive (.zip, .tar, .tar.gz) or its extracted folder")
     prep.add_argument("dest", help="a new, empty folder for the prepared dataset")
+    prep.add_argument(
+        "--size",
+        type=in_range(int, 32),
+        help="resize every image and mask to SIZE x SIZE as the tables' copy was (224: bilinear images, nearest "
+        "masks, aspect ratio not kept); default: keep the original sizes",
+    )
     prep.set_defaults(func=_cmd_data_prepare)
 
     split = data_commands.add_parser("split", help="make seeded train/val/test split files for a dataset")
@@ -112,7 +121,7 @@ def _add_data(commands) -> None:
         default=[6, 2, 2],
         help="train val test (default 6 2 2, the paper's), or train test (4 1 for the ablation)",
     )
-    split.add_argument("--seed", type=int, default=0)
+    split.add_argument("--seed", type=int, default=0, help="seed of the random split")
     split.add_argument(
         "--include-non-landslide",
         action="store_true",
@@ -137,19 +146,24 @@ def _add_data(commands) -> None:
     pack.set_defaults(func=_cmd_data_pack)
 
     synth = data_commands.add_parser("synthetic", help="write the synthetic default dataset as images/ + masks/")
-    synth.add_argument("dest")
+    synth.add_argument("dest", help="a new folder for images/ and masks/")
     synth.add_argument("--n", type=int, default=200, help="number of scenes (default 200)")
     synth.add_argument("--size", type=int, default=128, help="scene size in pixels (default 128)")
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--seed", type=int, default=0, help="seed of the generator")
     synth.set_defaults(func=_cmd_data_synthetic)
 
     tile = data_commands.add_parser("tile", help="cut a large scene and its mask into training tiles")
     tile.add_argument("image", help="the scene (RGB image file)")
     tile.add_argument("mask", help="its mask (0/1 or 0/255, same size)")
     tile.add_argument("dest", help="folder for images/ and masks/ of the tiles")
-    tile.add_argument("--tile", type=int, default=512, help="tile size in pixels (default 512)")
-    tile.add_argument("--stride", type=int, default=None, help="step between tiles (default: the tile size)")
-    tile.add_argument("--max-nodata", type=float, default=0.5, help="skip tiles with more no-data (black) than this")
+    tile.add_argument("--tile", type=in_range(int, 1), default=512, help="tile size in pixels")
+    tile.add_argument("--stride", type=in_range(int, 1), help="step between tiles (default: the tile size)")
+    tile.add_argument(
+        "--max-nodata",
+        type=in_range(float, 0, 1),
+        default=0.5,
+        help="skip tiles with a larger share of no-data (black) pixels than this, between 0 and 1",
+    )
     tile.add_argument(
         "--region",
         metavar="X0,Y0,X1,Y1",

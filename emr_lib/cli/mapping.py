@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .common import CLIError
+from .common import CLIError, in_range
 
 GEO_INSTALL = "pip install rasterio shapely pyogrio onnx onnxruntime (or pip install 'emr-hrnet-kit[notebooks]')"
 
@@ -54,8 +54,6 @@ def _cmd_export(args: argparse.Namespace) -> None:
         from ..export import export_onnx
     except ImportError as err:
         raise CLIError(f"export needs {err.name}: {GEO_INSTALL}") from err
-    if not args.onnx:
-        raise CLIError("say where to write the model: --onnx model.onnx")
     try:
         result = export_onnx(args.checkpoint, args.onnx, size=args.size, check=not args.no_check)
     except ImportError as err:
@@ -78,21 +76,32 @@ def add(commands) -> None:
     mapper.add_argument("--out", required=True, help="folder for the outputs")
     mapper.add_argument("--bands", help="the RGB bands, 1-based (default 1,2,3)")
     mapper.add_argument(
-        "--gsd", type=float, help="the scene's ground pixel size in metres (needed without a projected CRS)"
+        "--gsd",
+        type=in_range(float, 0, low_open=True),
+        help="the scene's ground pixel size in metres (needed without a projected CRS)",
     )
-    mapper.add_argument("--scale", type=float, help="resample by this factor instead of matching ground pixel sizes")
+    mapper.add_argument(
+        "--scale",
+        type=in_range(float, 0, low_open=True),
+        help="resample by this factor instead of matching ground pixel sizes",
+    )
     mapper.add_argument(
         "--window", type=int, help="window side in model pixels (default: the training size, which the model knows)"
     )
     mapper.add_argument("--overlap", type=int, help="overlap of windows in model pixels (default: a quarter window)")
-    mapper.add_argument("--batch-size", type=int, default=4)
+    mapper.add_argument("--batch-size", type=in_range(int, 1), default=4, help="windows predicted at once")
     mapper.add_argument("--tta", action="store_true", help="average over flips (4x slower, a little smoother)")
-    mapper.add_argument("--threshold", type=float, default=0.5, help="probability above which a pixel is landslide")
+    mapper.add_argument(
+        "--threshold",
+        type=in_range(float, 0, 1, low_open=True, high_open=True),
+        default=0.5,
+        help="probability above which a pixel is landslide, between 0 and 1",
+    )
     mapper.add_argument("--min-area", type=float, help="drop polygons smaller than this (m²; default 16 pixels' area)")
     mapper.add_argument("--format", choices=["gpkg", "geojson"], default="gpkg", help="polygon file format")
     mapper.add_argument("--overwrite", action="store_true", help="replace the results of an earlier map in --out")
     mapper.add_argument("--device", help="auto (default), cpu, cuda, mps")
-    mapper.add_argument("--no-progress", action="store_true")
+    mapper.add_argument("--no-progress", action="store_true", help="no progress bars")
     mapper.set_defaults(func=_cmd_map)
 
     export = commands.add_parser(
@@ -102,7 +111,7 @@ def add(commands) -> None:
         "logit difference between torch and onnxruntime on random images.",
     )
     export.add_argument("checkpoint", help="a checkpoint written by train (best.pt)")
-    export.add_argument("--onnx", help="the .onnx file to write")
+    export.add_argument("onnx", help="the .onnx file to write")
     export.add_argument("--size", type=int, help="example input side (default: the training size)")
     export.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison")
     export.set_defaults(func=_cmd_export)

@@ -24,7 +24,7 @@ from ..run_data import run_datasets
 from ..runs import run_or_reuse
 from ..runtime import select_device
 from ..uncertainty import CompareError, compare_runs, paired_differences, seed_summary
-from .common import DATA_HELP, MULTI_DATA_HELP, CLIError, data_option
+from .common import DATA_HELP, DEVICE_HELP, MULTI_DATA_HELP, PROFILE_HELP, CLIError, data_option, in_range
 
 
 def _config(args: argparse.Namespace) -> TrainConfig:
@@ -52,18 +52,65 @@ def _config(args: argparse.Namespace) -> TrainConfig:
             overrides["device"] = args.device
         if args.seed is not None:
             overrides["seed"] = args.seed
-        return get_config(args.profile, **overrides)
+        return get_config(args.profile or "quick", **overrides)
     except DataError:
         raise
     except ValueError as err:
         raise CLIError(str(err)) from err
 
 
+def _stored_settings(out: Path) -> dict | None:
+    """The settings of the run in ``out`` (its record's, else its last checkpoint's), or None."""
+    if (out / "record.json").is_file():
+        return json.loads((out / "record.json").read_text()).get("config")
+    if (out / "last.pt").is_file():
+        return load_checkpoint(out / "last.pt").get("config")
+    return None
+
+
+def _resume_config(args: argparse.Namespace, out: Path, stored: dict) -> TrainConfig:
+    """``train --resume --out DIR``: the run's own model, profile, data and settings; anything passed
+    on the command line that differs from them is named, and nothing starts."""
+    asked = {"model": args.model, "profile": args.profile, "seed": args.seed, "device": args.device}
+    if args.data:
+        asked["data"] = resolve_data(data_option(args.data))
+    try:
+        asked |= {key: value for key, value in (parse_override(item) for item in args.set)}
+    except ValueError as err:
+        raise CLIError(str(err)) from err
+    differ = []
+    for key, value in asked.items():
+        if value is None:
+            continue
+        if key.startswith("model_options."):
+            held = stored.get("model_options", {}).get(key.split(".", 1)[1])
+        else:
+            held = stored.get(key)
+        if held != value:
+            differ.append(f"{key}: {held!r} in the run, {value!r} asked")
+    if differ:
+        raise CLIError(
+            f"{out} holds a run with other settings ({'; '.join(differ)}); leave them out to resume it as it was, "
+            "or pass --overwrite (the old run is moved aside) or another --out"
+        )
+    try:
+        return apply_overrides(TrainConfig(), dict(stored)).validate()
+    except ValueError as err:
+        raise CLIError(
+            f"{out}: its settings cannot be read by this kit ({err}); train it again with --overwrite"
+        ) from err
+
+
 def _cmd_train(args: argparse.Namespace) -> None:
     if args.resume and args.overwrite:
         raise CLIError("--resume continues the run in --out and --overwrite starts it again: pass one of them")
-    config = _config(args)
-    out = Path(args.out or Path("runs") / args.profile / args.model)
+    stored = _stored_settings(Path(args.out)) if args.resume and args.out else None
+    if stored:
+        config = _resume_config(args, Path(args.out), stored)
+        args.model = config.model
+    else:
+        config = _config(args)
+    out = Path(args.out or Path("runs") / (args.profile or "quick") / args.model)
     mode = "overwrite" if args.overwrite else "resume" if args.resume else "refuse"
     record = run_or_reuse(config, out, mode, stop_after=args.stop_after, progress=not args.no_progress)
     print(f"run record: {out / 'record.json'} ({record['status']})")
@@ -106,7 +153,7 @@ def _evaluate_scales(args, state: dict, model, dataset, config: TrainConfig, dev
 
 def _table_context(args: argparse.Namespace, seed: int) -> Context:
     root = project_root()
-    output = Path(args.output_dir) if args.output_dir else root / "runs" / "notebooks"
+    output = Path(args.out) if args.out else root / "runs" / "notebooks"
     data = resolve_data(data_option(args.data))
     return Context(f"table {args.number}", args.profile, data, args.device, seed, output, root / "build" / "tables")
 
@@ -191,7 +238,9 @@ def _add_train(commands) -> None:
         action="append",
         help=DATA_HELP + MULTI_DATA_HELP,
     )
-    tr.add_argument("--profile", default="quick", choices=list(PROFILES))
+    tr.add_argument(
+        "--profile", choices=list(PROFILES), help=PROFILE_HELP + " (default: quick; with --resume, the run's)"
+    )
     tr.add_argument(
         "--set",
         action="append",
@@ -200,7 +249,11 @@ def _add_train(commands) -> None:
         help="override a setting, e.g. --set epochs=3 --set model_options.width=32 (repeatable)",
     )
     tr.add_argument("--out", help="run folder (default runs/PROFILE/MODEL)")
-    tr.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    tr.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its last checkpoint, with its own model, profile, data and settings",
+    )
     tr.add_argument("--overwrite", action="store_true", help="start again in an existing run folder")
     tr.add_argument("--stop-after", type=int, metavar="EPOCH", help="stop after this epoch (resume later)")
     tr.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps")
@@ -224,7 +277,7 @@ def _add_evaluate(commands) -> None:
     ev.add_argument("--size", type=int, help="input size (default: the training size)")
     ev.add_argument(
         "--scales",
-        type=float,
+        type=in_range(float, 0, low_open=True),
         nargs="+",
         metavar="F",
         help="evaluate at these multiples of the training size instead (e.g. 0.5 0.75 1 1.5 2): scale robustness",
@@ -243,10 +296,10 @@ def _add_table(commands) -> None:
         "so runs made by notebooks 03-05 are reused, and print the table beside the paper's.",
     )
     table.add_argument("number", type=int, help="2 (models; 3 on prepared Sichuan data), 4 (ablation) or 5 (blocks)")
-    table.add_argument("--profile", default="quick", choices=list(PROFILES))
+    table.add_argument("--profile", default="quick", choices=list(PROFILES), help=PROFILE_HELP)
     table.add_argument("--data", action="append", help=DATA_HELP + MULTI_DATA_HELP)
     table.add_argument("--rows", nargs="+", metavar="ROW", help="only these rows (default: all)")
-    table.add_argument("--seed", type=int, default=0)
+    table.add_argument("--seed", type=int, default=0, help="random seed of the runs (without --seeds)")
     table.add_argument(
         "--seeds", nargs="+", type=int, help="run every row with each seed; prints mean and sd, and paired intervals"
     )
@@ -260,8 +313,9 @@ def _add_table(commands) -> None:
         metavar="ROW",
         help="the row the others are compared with (default: the first row; Table 5's claim: dema)",
     )
-    table.add_argument("--device", default="auto")
-    table.add_argument("--output-dir", help="runs folder (default: runs/notebooks in the project, the notebooks')")
+    table.add_argument("--device", default="auto", help=DEVICE_HELP)
+    table.add_argument("--out", help="runs folder (default: runs/notebooks in the project, the notebooks')")
+    table.add_argument("--output-dir", dest="out", help=argparse.SUPPRESS)  # the old name, still accepted
     table.add_argument("--json", help="also write the rows and their run folders to this JSON file")
     table.set_defaults(func=_cmd_table)
 
@@ -272,7 +326,7 @@ def _add_compare(commands) -> None:
         "compare",
         help="difference in test mIoU between two runs with a paired bootstrap interval over test images",
         description="Resample the test images (with replacement), recompute both runs' dataset-level mIoU from "
-        "their per-image confusion matrices, and report the difference with a 95 %% interval.",
+        "their per-image confusion matrices, and report the difference with a 95 % interval.",
     )
     compare.add_argument("run_a", help="a finished run folder (holds record.json)")
     compare.add_argument("run_b", help="another run folder evaluated on the same test images")

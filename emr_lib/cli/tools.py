@@ -17,7 +17,7 @@ from ..pipeline import PipelineError, run_pipeline, store_checked_outputs
 from ..profiles import PROFILES, parse_override
 from ..provenance import provenance
 from ..study import run_study
-from .common import DATA_HELP, CLIError
+from .common import DATA_HELP, DEVICE_HELP, PROFILE_HELP, CLIError
 
 EFFICIENCY_COLUMNS = ["model", "num_classes", "size", "params_M", "GFLOPs_torch", "GFLOPs_modules"]
 
@@ -107,7 +107,7 @@ def _cmd_pipeline(args: argparse.Namespace) -> None:
             scene=args.scene,
         )
         if args.store_checked_outputs:
-            updated = store_checked_outputs(args.profile)
+            updated = store_checked_outputs(args.profile, only=args.only)
             print(f"stored the checked outputs of {len(updated)} notebook(s) in notebooks/")
     except (PipelineError, ValueError) as err:
         raise CLIError(str(err)) from err
@@ -203,10 +203,10 @@ def _add_pipeline(commands) -> None:
     pipe = commands.add_parser(
         "pipeline",
         help="run the notebook series with papermill and regenerate figures/",
-        description="Execute notebooks/01..07 in order (papermill), executed copies in build/notebooks/PROFILE, "
+        description="Execute notebooks/01..08 in order (papermill), executed copies in build/notebooks/PROFILE, "
         "figures and tables in figures/PROFILE, and an index in figures/README.md.",
     )
-    pipe.add_argument("--profile", default="quick", choices=list(PROFILES))
+    pipe.add_argument("--profile", default="quick", choices=list(PROFILES), help=PROFILE_HELP)
     pipe.add_argument("--data", help=DATA_HELP)
     pipe.add_argument("--only", nargs="+", metavar="NN", help="run only these notebooks, e.g. --only 03,04")
     pipe.add_argument(
@@ -214,8 +214,8 @@ def _add_pipeline(commands) -> None:
         help="UAV scene folder (image.png + mask.png) for notebooks 01 and 07 "
         "(default: $EMR_SCENE, else data/uav-scene if present, else a synthetic scene)",
     )
-    pipe.add_argument("--device", default="auto")
-    pipe.add_argument("--seed", type=int, default=0)
+    pipe.add_argument("--device", default="auto", help=DEVICE_HELP)
+    pipe.add_argument("--seed", type=int, default=0, help="random seed of the notebooks' runs")
     pipe.add_argument(
         "--param",
         action="append",
@@ -223,7 +223,7 @@ def _add_pipeline(commands) -> None:
         metavar="KEY=VALUE",
         help="an extra notebook parameter (checked against each notebook's parameters cell)",
     )
-    pipe.add_argument("--no-progress", action="store_true")
+    pipe.add_argument("--no-progress", action="store_true", help="no progress bars (log lines only)")
     pipe.add_argument(
         "--store-checked-outputs",
         action="store_true",
@@ -241,7 +241,7 @@ def _add_site(commands) -> None:
         description="Build build/site/index.html from the executed notebooks of a profile (running the pipeline "
         "first when they are missing), the README and docs/. Needs the docs extra.",
     )
-    site.add_argument("--profile", default="quick", choices=list(PROFILES))
+    site.add_argument("--profile", default="quick", choices=list(PROFILES), help=PROFILE_HELP)
     site.set_defaults(func=_cmd_site)
 
 
@@ -257,7 +257,7 @@ def _add_study(commands) -> None:
     study.add_argument("--budget-min", type=float, default=9.0, help="minutes for all stages (default 9)")
     study.add_argument("--data", help=DATA_HELP + " (a .npz from 'data pack' travels best)")
     study.add_argument("--out", help="output folder (default runs/study-gpu, or runs/study-gpu-dry)")
-    study.add_argument("--device", default="auto")
+    study.add_argument("--device", default="auto", help=DEVICE_HELP)
     study.add_argument("--dry-run", action="store_true", help="tiny sizes on the synthetic data, on any machine")
     study.set_defaults(func=_cmd_study)
 

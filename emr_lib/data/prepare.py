@@ -126,12 +126,37 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def prepare_dataset(kind: str, src: str | Path, dest: str | Path, progress: bool = True) -> dict:
+# how ``prepare --size`` resizes, as the third-party 224-px Bijie copy behind the tables was made:
+# every image to size x size, aspect ratio not kept
+RESIZE = {"image_interpolation": "bilinear", "mask_interpolation": "nearest", "aspect_ratio_kept": False}
+
+
+def _resize_in_place(dest: Path, names: list[str], size: int) -> None:
+    """Resize every written image (bilinear) and mask (nearest) to ``size`` x ``size``."""
+    from PIL import Image
+
+    for name in names:
+        for sub, resample in (("images", Image.Resampling.BILINEAR), ("masks", Image.Resampling.NEAREST)):
+            path = dest / sub / f"{name}.png"
+            if path.is_file():
+                with Image.open(path) as picture:
+                    resized = picture.resize((size, size), resample)
+                resized.save(path)
+
+
+def prepare_dataset(
+    kind: str, src: str | Path, dest: str | Path, progress: bool = True, size: int | None = None
+) -> dict:
     """Validate a downloaded dataset (archive or folder) and write it in the kit's layout.
 
-    Returns the manifest (also written to ``dest/manifest.json``). Raises
-    :class:`DataError` listing the problems when the download is not usable.
+    ``size`` resizes every image and mask to ``size`` x ``size`` as the tables' Bijie copy was
+    (:data:`RESIZE`: bilinear images, nearest masks, aspect ratio not kept); ``None`` keeps the
+    original sizes. Returns the manifest (also written to ``dest/manifest.json``), which holds
+    the ``data_fingerprint`` that a run on this copy records. Raises :class:`DataError`
+    listing the problems when the download is not usable.
     """
+    if size is not None and size < 32:
+        raise DataError(f"--size must be at least 32 pixels, got {size}")
     if kind not in DATASETS:
         raise DataError(f"unknown dataset {kind!r}; choose one of {list(DATASETS)}")
     src, dest = Path(src), Path(dest)
@@ -158,6 +183,8 @@ def prepare_dataset(kind: str, src: str | Path, dest: str | Path, progress: bool
             if counts.get(key, 0) != value
         ]
         dataset.save(dest, progress=progress)
+    if size is not None:
+        _resize_in_place(dest, dataset.names, size)
     files = {
         f"{sub}/{name}.png": _sha256(dest / sub / f"{name}.png")
         for name in dataset.names
@@ -171,8 +198,13 @@ def prepare_dataset(kind: str, src: str | Path, dest: str | Path, progress: bool
         "official_counts": expected,
         "notes": notes,
         "non_landslide": [s.name for s in dataset.samples if s.mask is None],
+        "resized": {"size": size, **RESIZE} if size is not None else None,
         "files": files,
     }
+    (dest / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    from .datasets import open_dataset  # the images a run opens by default: its data_fingerprint
+
+    manifest["data_fingerprint"] = open_dataset(dest, include_non_landslide=False).fingerprint()
     (dest / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return manifest
 
