@@ -126,3 +126,15 @@ def test_licence_citation_and_a_citation_cell_in_every_episode():
     for path in sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         text = "".join("".join(cell["source"]) for cell in json.loads(path.read_text())["cells"])
         assert all(doi in text for doi in dois), f"{path.name} cites neither the paper nor the dataset"
+
+
+def test_readme_is_short_and_user_documents_speak_of_a_data_folder():
+    import re
+
+    assert len((REPO / "README.md").read_text().splitlines()) < 250
+    documents = [REPO / "README.md", REPO / "REPRODUCTION.md", *(REPO / "docs").glob("*.md")]
+    documents += sorted((REPO / "notebooks").glob("*.ipynb"))
+    for path in documents:
+        text = path.read_text()
+        assert "../shared" not in text, f"{path.name} names ../shared: say 'a data folder beside the checkout'"
+        assert not re.search(r"\blent\b", text), f"{path.name} says 'lent': say what was not measured on a GPU"
