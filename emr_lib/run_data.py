@@ -137,9 +137,14 @@ class RunDatasets:
         """Images of each combined dataset (empty for a single dataset)."""
         return {label: len(part) for label, part in getattr(self.base, "parts", {}).items()}
 
-    def fingerprint(self) -> str:
-        """sha256 over the names and content of every sample the splits name (the data actually read)."""
+    @functools.cached_property
+    def _fingerprint(self) -> str:
         return self.base.fingerprint(sorted({name for names in self.splits.values() for name in names}))
+
+    def fingerprint(self) -> str:
+        """sha256 over the names and content of every sample the splits name (the data actually read);
+        computed once per run (it reads every file)."""
+        return self._fingerprint
 
     def expansion(self, out_dir: str | Path) -> dict | None:
         """``{"copies", "centerrep_copies"}`` of the run's offline expansion (None without one)."""

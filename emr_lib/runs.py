@@ -13,6 +13,11 @@ are compared with the wanted ones:
 - **move aside**: a run with other settings is moved to ``<folder>.replaced-<time>``
   before a new run starts. Nothing is ever deleted.
 
+A run's data is identified by what it is, not where it lies: settings that differ only in the
+data folder's path count as the same when the folders have the same names and the data now
+holds exactly what the run read (its ``data_fingerprint``), so a kit folder moved, or zipped
+and unzipped elsewhere, reuses and resumes its runs.
+
 How the modes of :func:`plan_run` map the command line onto this rule:
 ``auto`` (notebooks, ``table``) applies it as it stands; ``refuse`` (``train`` with
 neither flag) stops at a folder that holds a run and names the flags; ``resume``
@@ -65,6 +70,28 @@ class RunPlan:
     moved_to: Path | None = None  # where an earlier run was moved aside
 
 
+def _data_names(data: str) -> list[str]:
+    """The data folders' names (``synthetic`` as it is), without where they lie."""
+    return [part if part == "synthetic" else Path(part).name for part in data.split(",")]
+
+
+def _same_run(held: dict, wanted: dict, config: TrainConfig) -> bool:
+    """Whether a record or checkpoint (``held``: its ``config`` and ``data_fingerprint``) is a run of the
+    wanted settings: the same settings, or the same but for the data's path, with folders of the same
+    names that now hold exactly the data the run read."""
+    stored = as_stored(held.get("config"))
+    if stored == wanted:
+        return True
+    if stored is None or {k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k)} != {"data"}:
+        return False
+    if _data_names(stored["data"]) != _data_names(wanted["data"]) or not held.get("data_fingerprint"):
+        return False
+    try:
+        return run_datasets(config).fingerprint() == held["data_fingerprint"]
+    except (OSError, ValueError):  # the data is not readable where it is now: not the same run
+        return False
+
+
 def _differences(stored: dict | None, wanted: dict) -> str:
     stored = stored or {}
     keys = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
@@ -93,12 +120,13 @@ def plan_run(out: str | Path, config: TrainConfig, mode: str = "auto") -> RunPla
         )
     if mode in ("auto", "resume"):
         record = json.loads(record_path.read_text()) if record_path.is_file() else None
-        if record and record.get("status") == "finished" and as_stored(record.get("config")) == wanted:
+        if record and record.get("status") == "finished" and _same_run(record, wanted, config):
             return RunPlan("reuse", record)
         # last.pt is written after every epoch, record.json only when a run ends, so a
         # killed run has only last.pt; its configuration says whether to resume it
-        stored = as_stored(load_checkpoint(last_path).get("config")) if last_path.is_file() else None
-        if stored == wanted:
+        checkpoint = load_checkpoint(last_path) if last_path.is_file() else None
+        stored = as_stored(checkpoint.get("config")) if checkpoint else None
+        if checkpoint and _same_run(checkpoint, wanted, config):
             return RunPlan("resume")
         if mode == "resume" and holds_run:
             differences = _differences(stored or (record or {}).get("config"), wanted)
@@ -160,13 +188,16 @@ def seed_records(runs_root: str | Path, profile: str, name: str, reference: dict
     """
 
     def settings(record: dict) -> dict:
-        return {k: v for k, v in as_stored(record["config"]).items() if k != "seed"}
+        return {k: v for k, v in as_stored(record["config"]).items() if k not in ("seed", "data")}
 
-    own = settings(reference)
+    def data(record: dict) -> tuple:  # what the data is, wherever it lay (see the module's rule)
+        return _data_names(record["config"]["data"]), record.get("data_fingerprint")
+
+    own, own_data = settings(reference), data(reference)
     found = {}
     for path in (Path(runs_root) / profile).glob(f"{name}*/record.json"):
         record = json.loads(path.read_text())
         same_run = re.fullmatch(rf"{re.escape(name)}(-seed\d+)?", path.parent.name)
-        if same_run and record.get("status") == "finished" and settings(record) == own:
+        if same_run and record.get("status") == "finished" and settings(record) == own and data(record) == own_data:
             found[record["seed"]] = record
     return dict(sorted(found.items()))

@@ -251,6 +251,7 @@ def _checkpoint(config, model, optimizer, scaler, state: TrainState, val_metrics
         "history": state.history,
         "config": config.to_dict(),
         "data": data.description,
+        "data_fingerprint": data.fingerprint(),  # what the data is, wherever it lies (runs.plan_run)
         "model_gsd_m": data.model_gsd,
         "versions": versions,
     }

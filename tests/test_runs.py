@@ -80,3 +80,34 @@ def test_a_split_without_a_test_part_reports_the_last_epoch_and_old_runs_are_re_
     assert "no test part, so the last epoch (2) is reported" in capsys.readouterr().out
     assert updated["test_metrics"] == pytest.approx(last) and updated["test_metrics_best_epoch"]["mIoU"] == 0.123
     assert json.loads((out / "record.json").read_text())["test_per_image"]
+
+
+def test_runs_travel_with_their_data_to_another_path(tmp_path):
+    """A kit folder moved (or zipped and unzipped) elsewhere reuses its finished runs and resumes its
+    interrupted ones: a run's data is what it holds, not where it lies."""
+    import shutil
+
+    from emr_lib.data import SyntheticLandslides
+
+    teacher = tmp_path / "teacher" / "kit"
+    SyntheticLandslides(40, size=64, seed=0).save(teacher / "data" / "tiny")
+    settings = {**TINY, "data": str(teacher / "data" / "tiny")}
+    finished = run_or_reuse(get_config("quick", **settings), teacher / "runs" / "done", progress=False)
+    train(get_config("quick", **settings), teacher / "runs" / "half", stop_after=1, progress=False)
+
+    learner = tmp_path / "learner" / "elsewhere" / "kit"
+    shutil.copytree(teacher, learner)
+    shutil.rmtree(teacher)  # the teacher's paths are gone
+    moved = get_config("quick", **{**TINY, "data": str(learner / "data" / "tiny")})
+    before = (learner / "runs" / "done" / "record.json").read_text()
+    assert plan_run(learner / "runs" / "done", moved, "auto").action == "reuse"  # no epoch trained
+    assert run_or_reuse(moved, learner / "runs" / "done", progress=False) == finished
+    assert (learner / "runs" / "done" / "record.json").read_text() == before  # the record is unchanged
+    assert plan_run(learner / "runs" / "half", moved, "auto").action == "resume"
+    assert not list((learner / "runs").glob("*.replaced-*"))  # nothing moved aside
+
+    # the same folder name holding other images is another dataset: not reused
+    SyntheticLandslides(40, size=64, seed=1).save(tmp_path / "other" / "tiny")
+    other = get_config("quick", **{**TINY, "data": str(tmp_path / "other" / "tiny")})
+    with pytest.raises(RunFolderError, match="other settings"):
+        plan_run(learner / "runs" / "done", other, "resume")
