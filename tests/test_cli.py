@@ -224,3 +224,10 @@ def test_values_out_of_range_are_refused_in_one_line(tmp_path, capsys):
         assert exit_info.value.code == 2
         err = capsys.readouterr().err.strip().splitlines()[-1]
         assert what in err and "outside" in err, err
+
+
+def test_tables_saved_against_another_reference_keep_their_own_files():
+    from emr_lib.cli.runs import _saved_stem
+
+    assert _saved_stem(4, "baseline") == "table4" and _saved_stem(5, "dema") == "table5"
+    assert _saved_stem(4, "+DEMA+RMA") == "table4_vs_dema_rma"  # CenterRep's own share: not table4's claim

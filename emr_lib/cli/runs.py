@@ -158,6 +158,17 @@ def _table_context(args: argparse.Namespace, seed: int) -> Context:
     return Context(f"table {args.number}", args.profile, data, args.device, seed, output, root / "build" / "tables")
 
 
+# each table's claim is against this row; tables saved against another get its name in theirs
+CLAIM_REFERENCES = {2: "hrnet", 4: "baseline", 5: "dema"}
+
+
+def _saved_stem(number: int, reference: str) -> str:
+    """``table4`` for the claim's reference, ``table4_vs_dema_rma`` for another (e.g. CenterRep's own share)."""
+    if CLAIM_REFERENCES.get(number) == reference:
+        return f"table{number}"
+    return f"table{number}_vs_" + "_".join(part.lower() for part in reference.split("+") if part)
+
+
 def _cmd_table(args: argparse.Namespace) -> None:
     try:
         specs = table_runs(args.number, args.rows)
@@ -192,8 +203,9 @@ def _cmd_table(args: argparse.Namespace) -> None:
         if args.save:
             store = FigureStore(Path(args.save), f"table {args.number} --seeds", args.profile, ctx.data_label)
             caption = f"Table {args.number} rows over seeds {seeds}, profile {args.profile}, {ctx.data_label}"
-            store.save_table(spread, f"table{args.number}_seeds", caption=f"{caption}: test mIoU (%)")
-            store.save_table(differences, f"table{args.number}_differences", caption=f"{caption}: minus {reference}")
+            stem = _saved_stem(args.number, reference)
+            store.save_table(spread, f"{stem}_seeds", caption=f"{caption}: test mIoU (%)")
+            store.save_table(differences, f"{stem}_differences", caption=f"{caption}: minus {reference}")
             figures_root = project_root() / "figures"
             if Path(args.save).resolve().parent == figures_root.resolve():  # a committed profile folder: index it
                 write_figures_index(figures_root, args.profile)
