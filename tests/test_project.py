@@ -138,3 +138,18 @@ def test_readme_is_short_and_user_documents_speak_of_a_data_folder():
         text = path.read_text()
         assert "../shared" not in text, f"{path.name} names ../shared: say 'a data folder beside the checkout'"
         assert not re.search(r"\blent\b", text), f"{path.name} says 'lent': say what was not measured on a GPU"
+
+
+def test_benchmark_numbers_in_the_docs_are_the_committed_results():
+    """Prose that quotes a benchmark quotes its committed file (benchmarks/results/)."""
+    text = " ".join((REPO / "docs" / "performance.md").read_text().split())
+    results = REPO / "benchmarks" / "results"
+    rounds3 = json.loads((results / "cpu_speedup-51dcb3d-rounds3.json").read_text())
+    for row in rounds3["rows"]:
+        assert f"{row['median_epoch_s']:.2f} | {row['speed-up']:.2f}" in text.replace("**", ""), row["settings"]
+    rounds2 = json.loads((results / "cpu_speedup-51dcb3d-rounds2.json").read_text())
+    epochs = ", ".join(f"{row['median_epoch_s']:.2f}" for row in rounds2["rows"][:2])
+    assert f"({epochs} and {rounds2['rows'][2]['median_epoch_s']:.2f} s;" in text
+    where = rounds3["where_time_goes"]
+    for key in ("read_augment_s", "read_augment_cached_s", "decode_into_cache_once_s", "read_augment_at_size_cached_s"):
+        assert f"{where[key]:.2f} s" in text, key
