@@ -153,3 +153,13 @@ def test_benchmark_numbers_in_the_docs_are_the_committed_results():
     where = rounds3["where_time_goes"]
     for key in ("read_augment_s", "read_augment_cached_s", "decode_into_cache_once_s", "read_augment_at_size_cached_s"):
         assert f"{where[key]:.2f} s" in text, key
+
+
+def test_map_benchmark_numbers_in_the_docs_are_the_committed_results():
+    text = " ".join((REPO / "docs" / "mapping.md").read_text().split())
+    path = sorted((REPO / "benchmarks" / "results").glob("map-*.json"))[-1]
+    rows = json.loads(path.read_text())["rows"]
+    assert f"`benchmarks/results/{path.name}`" in text
+    for row in rows:
+        assert f"{row['side_px']}² px" in text and f"{row['seconds']:.0f} s ({row['mpx_per_s']:.2f} Mpx/s)" in text
+        assert f"peak of {row['peak_rss_mib']:.0f} MiB" in text
