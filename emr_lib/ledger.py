@@ -183,8 +183,12 @@ def _deviations(root: Path) -> list[str]:
         "aspect ratio at its centre, filled from background (or a non-landslide image).",
         "- **Expansion** of the training split only, so no copy of a test image is trained on (the paper does not "
         "say whether it expanded before or after splitting).",
-        "- **Data**: the Bijie copy here was resized to 224 x 224 without keeping the aspect ratio (official images "
-        "vary in size); the workshop profile trains at 160 px.",
+        "- **Data**: every table was made on a third-party copy of Bijie resized to 224 x 224 without keeping the "
+        "aspect ratio (official images vary in size); the workshop profile trains at 160 px. `data prepare bijie "
+        "DOWNLOAD DEST --size 224` resizes an official download the same way (bilinear images, nearest masks) and "
+        "prints its `data_fingerprint`: the same images and masks, but not the third party's resampler, so its "
+        "files and fingerprint differ from the tables' copy (each run's `record.json` names the fingerprint it "
+        "read), and how far that moves the numbers has not been measured.",
         "- **Comparison models** are segmentation-models-pytorch's, lighter than the paper's (21 classes, 512 px, "
         f"modules-only FLOPs): {'; '.join(smp) or 'run notebook 06'}.",
         "- **Pretraining**: the kit trains from scratch; the reference implementation loads ImageNet weights and "

@@ -147,12 +147,15 @@ def test_bad_scenes_fail_with_one_line_naming_the_file_and_the_fix(checkpoint, s
 
 
 def test_map_command_writes_geojson_and_refuses_to_overwrite(checkpoint, scene, tmp_path, capsys):
-    args = ["map", str(scene[0]), "--checkpoint", str(checkpoint), "--out", str(tmp_path), "--window", "128"]
+    args = ["map", str(scene[0]), str(checkpoint), str(tmp_path), "--window", "128"]  # SCENE CHECKPOINT OUT
     assert main([*args, "--format", "geojson", "--tta", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "landslides" in out and (tmp_path / "landslides.geojson").is_file()
     assert "model ground pixel size 1.00 m (nominal" in out  # the training images were resized
     assert main(args) == 2 and "--overwrite" in capsys.readouterr().err
+    old_spelling = ["map", str(scene[0]), "--checkpoint", str(checkpoint), "--out", str(tmp_path)]
+    assert main(old_spelling) == 2 and "--overwrite" in capsys.readouterr().err  # --checkpoint/--out still read
+    assert main(["map", str(scene[0]), str(checkpoint)]) == 2 and "OUT is missing" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -63,3 +63,20 @@ def in_range(kind, low=None, high=None, low_open: bool = False, high_open: bool 
 
     parse.__name__ = kind.__name__  # argparse names the type in its messages
     return parse
+
+
+def add_required(parser: argparse.ArgumentParser, name: str, help: str) -> None:
+    """A required value as a positional; ``--NAME``, its earlier spelling, is still read."""
+    parser.add_argument(name, nargs="?", help=help)
+    parser.add_argument(f"--{name}", dest=f"{name}_option", help=argparse.SUPPRESS)
+
+
+def take_required(args: argparse.Namespace, name: str) -> str:
+    """The value of a required positional added by :func:`add_required` (or of its ``--NAME``)."""
+    value, option = getattr(args, name), getattr(args, f"{name}_option")
+    if value and option and value != option:
+        raise CLIError(f"{name.upper()} is given twice ({value} and --{name} {option}): give it once")
+    if not (value or option):
+        raise CLIError(f"{name.upper()} is missing: see --help")
+    setattr(args, name, value or option)
+    return value or option

@@ -15,7 +15,7 @@ from ..data import (
     save_splits,
     tile_scene,
 )
-from .common import CLIError, in_range
+from .common import CLIError, add_required, in_range, take_required
 
 
 def _cmd_data_prepare(args: argparse.Namespace) -> None:
@@ -36,6 +36,7 @@ def _cmd_data_split(args: argparse.Namespace) -> None:
     total = sum(args.ratios)
     # the same images training opens, so the split files name only images it has
     names = open_dataset(args.data, include_non_landslide=args.include_non_landslide).names
+    take_required(args, "out")
     splits = make_splits(names, dict(zip(keys, [r / total for r in args.ratios])), args.seed)
     save_splits(splits, args.out)
     print("  ".join(f"{k}: {len(v)}" for k, v in splits.items()) + f"  -> {args.out}")
@@ -127,7 +128,7 @@ def _add_data(commands) -> None:
         action="store_true",
         help="also split the non-landslide images (training leaves them out unless include_non_landslide is set)",
     )
-    split.add_argument("--out", required=True, help="folder for train.txt, val.txt, test.txt")
+    add_required(split, "out", "folder for train.txt, val.txt, test.txt")
     split.set_defaults(func=_cmd_data_split)
 
     pack = data_commands.add_parser(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .common import CLIError, in_range
+from .common import CLIError, add_required, in_range, take_required
 
 GEO_INSTALL = "pip install rasterio shapely pyogrio onnx onnxruntime (or pip install 'emr-hrnet-kit[notebooks]')"
 
@@ -28,6 +28,8 @@ def _cmd_map(args: argparse.Namespace) -> None:
         from ..mapping import map_scene
     except ImportError as err:
         raise CLIError(f"map needs {err.name}: {GEO_INSTALL}") from err
+    take_required(args, "checkpoint")
+    take_required(args, "out")
     summary = map_scene(
         args.scene, args.checkpoint, args.out, bands=_bands(args.bands), gsd=args.gsd, scale=args.scale,
         window=args.window, overlap=args.overlap, batch_size=args.batch_size, tta=args.tta,
@@ -67,13 +69,14 @@ def add(commands) -> None:
     mapper = commands.add_parser(
         "map",
         help="map landslides on a GeoTIFF (or PNG/JPEG) scene: probability, mask and polygons",
-        description="Read SCENE window by window, resample it to the ground pixel size the model was trained "
+        description="Map SCENE with CHECKPOINT's model into the folder OUT. Read SCENE window by window, "
+        "resample it to the ground pixel size the model was trained "
         "at, predict with blended overlapping windows and write probability.tif, mask.tif (the scene's size, "
         "CRS and transform), landslides.gpkg (or .geojson) with area_m2 and mean_prob, quicklook.png and map.json.",
     )
     mapper.add_argument("scene", help="a GeoTIFF (any size), or a PNG/JPEG without coordinates")
-    mapper.add_argument("--checkpoint", required=True, help="a checkpoint written by train (best.pt)")
-    mapper.add_argument("--out", required=True, help="folder for the outputs")
+    add_required(mapper, "checkpoint", "a checkpoint written by train (best.pt)")
+    add_required(mapper, "out", "folder for the outputs")
     mapper.add_argument("--bands", help="the RGB bands, 1-based (default 1,2,3)")
     mapper.add_argument(
         "--gsd",
