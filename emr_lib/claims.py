@@ -107,6 +107,8 @@ def _pooled_status(pooled: dict, name: str, reference_name: str) -> str:
     )
     if paper is not None:
         text += f"; the paper's {paper:+.2f} lies {'inside' if inside else 'outside'} that interval"
+    if int(pooled["n_seeds"]) < 5:  # a bootstrap over 3 seeds sees only 10 distinct sets of them
+        text += f"; {pooled['n_seeds']} seeds make a rough interval (five are planned)"
     return text
 
 
