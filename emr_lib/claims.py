@@ -170,6 +170,11 @@ def _count_word(measured: float, paper: float) -> str:
     return "reproduced" if error <= 0.02 else "close" if error <= 0.25 else "not reproduced"
 
 
+def _worst(words: list[str]) -> str:
+    """The weakest of several statuses (STATUSES runs from the strongest to the weakest claim)."""
+    return max(words, key=list(STATUSES).index)
+
+
 def _efficiency_status(root: Path) -> str:
     """Table 7's status: EMR-HRNet's added parameters and FLOPs in thop's convention against the paper's,
     and HRNet-W32's own counts (``06_placements.csv``, ``06_table7.csv``)."""
@@ -185,14 +190,13 @@ def _efficiency_status(root: Path) -> str:
     paper_flops = TABLE7["emr_hrnet"]["GFLOPs"] - TABLE7["hrnet"]["GFLOPs"]
     emr, light = placements["emr_hrnet"], placements.get("emr_hrnet_light")
     params, flops = float(emr["delta_params_M_modules"]), float(emr["delta_GFLOPs_modules"])
-    words = [_count_word(params, paper_params), _count_word(flops, paper_flops)]
-    order = list(STATUSES)
-    word = max(words, key=order.index) if "not reproduced" not in words else "not reproduced"
+    word = _worst([_count_word(params, paper_params), _count_word(flops, paper_flops)])
     base = hrnet[0]
-    base_word = min(
-        _count_word(float(base["params_M"]), TABLE7["hrnet"]["params_M"]),
-        _count_word(float(base["GFLOPs_modules"]), TABLE7["hrnet"]["GFLOPs"]),
-        key=order.index,
+    base_word = _worst(
+        [
+            _count_word(float(base["params_M"]), TABLE7["hrnet"]["params_M"]),
+            _count_word(float(base["GFLOPs_modules"]), TABLE7["hrnet"]["GFLOPs"]),
+        ]
     )
     text = (
         f"{word}: EMR-HRNet adds {params:+.2f}M / {flops:+.2f} G over HRNet-W32 in thop's convention (the paper: "

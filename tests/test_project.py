@@ -163,3 +163,25 @@ def test_map_benchmark_numbers_in_the_docs_are_the_committed_results():
     for row in rows:
         assert f"{row['side_px']}² px" in text and f"{row['seconds']:.0f} s ({row['mpx_per_s']:.2f} Mpx/s)" in text
         assert f"peak of {row['peak_rss_mib']:.0f} MiB" in text
+
+
+def test_mapping_doc_numbers_are_the_committed_results():
+    text = " ".join((REPO / "docs" / "mapping.md").read_text().split())
+    robustness = REPO / "figures" / "workshop" / "scale_robustness"
+    for name, label in (("emr_hrnet", "EMR-HRNet, workshop profile"), ("emr_hrnet-scalejitter", "scale_jitter")):
+        values = [f"{100 * row['mIoU']:.2f}" for row in json.loads((robustness / f"{name}.json").read_text())["scales"]]
+        assert " | ".join(values) in text, f"docs/mapping.md's {label} row is not {robustness / name}.json"
+    finetuning = (REPO / "figures" / "workshop" / "08_finetuning.csv").read_text().splitlines()
+    before, after = (line.split(",") for line in finetuning[1:3])
+    for row in (before, after):
+        assert f"{float(row[1]):.1f}" in text and f"(landslide IoU {float(row[2]):.1f})" in text
+    record = json.loads((REPO / "figures" / "workshop" / "run_records" / "emr_hrnet" / "record.json").read_text())
+    assert f"{record['model_gsd_m']:.2f} m for the workshop models" in text
+
+
+def test_a_status_made_of_several_counts_is_the_weakest_of_them():
+    from emr_lib.claims import _count_word, _worst
+
+    assert _count_word(29.55, 29.55) == "reproduced" and _count_word(2.37, 1.97) == "close"
+    assert _count_word(0.92, 1.97) == "not reproduced"
+    assert _worst(["reproduced", "close"]) == "close" and _worst(["close", "not reproduced"]) == "not reproduced"
