@@ -4,7 +4,7 @@
     python benchmarks/bench_train_throughput.py --profiles workshop --models all --train-images 462
 
 For every profile, a training step of HRNet and EMR-HRNet (or of ``--models``; ``all`` is
-every comparison model of notebook 04) at the profile's width, input size and batch is
+every comparison model of notebook 05) at the profile's width, input size and batch is
 timed (alternating, median of ``--steps``; ratios are to the first model). With
 ``--train-images N`` each row also estimates the minutes of one training run: N images
 per epoch for the profile's epochs, training steps only (evaluation adds to it). Nothing

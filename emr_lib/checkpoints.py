@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from .models import build_model, explicit_options
 from .profiles import TrainConfig
+
+if TYPE_CHECKING:  # the annotation only: run_data sits above this module
+    from .run_data import RunDatasets
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -28,6 +33,9 @@ __all__ = [
     "load_checkpoint",
     "model_from_checkpoint",
     "build_run_model",
+    "TrainState",
+    "resume_state",
+    "training_checkpoint",
 ]
 
 CHECKPOINT_FORMAT = "emr_lib.checkpoint/1"
@@ -103,3 +111,67 @@ def build_run_model(config: TrainConfig) -> nn.Module:
             )
         model.load_state_dict(state["model"])
     return model
+
+
+# --- a training run's state, as last.pt carries it ----------------------------------------------
+
+
+@dataclass
+class TrainState:
+    """What a run carries from epoch to epoch (and in ``last.pt``, to resume)."""
+
+    history: list[dict] = field(default_factory=list)
+    epoch: int = 0  # epochs finished
+    best_miou: float = -1.0
+    best_epoch: int = 0
+    bad_epochs: int = 0
+
+    def update(self, val_miou: float) -> bool:
+        """Count a finished epoch's validation mIoU; True when it is the best so far."""
+        improved = val_miou > self.best_miou
+        if improved:
+            self.best_miou, self.best_epoch, self.bad_epochs = val_miou, self.epoch, 0
+        else:
+            self.bad_epochs += 1
+        return improved
+
+
+def resume_state(path: Path, config: TrainConfig, model: nn.Module, optimizer, scaler) -> TrainState:
+    """Load ``last.pt`` into the model, optimiser and scaler; refuse a checkpoint of another model."""
+    state = load_checkpoint(path)
+    if state["model_name"] != config.model or state["model_options"] != config.model_options:
+        raise CheckpointError(
+            f"{path} was written for {state['model_name']} {state['model_options']}, "
+            f"not {config.model} {config.model_options}; resume with the same settings or use a new --out"
+        )
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    return TrainState(state["history"], state["epoch"], state["best_mIoU"], state["best_epoch"], state["bad_epochs"])
+
+
+def training_checkpoint(
+    config: TrainConfig, model, optimizer, scaler, state: TrainState, val_metrics, data: RunDatasets, versions
+) -> dict:
+    """What ``last.pt`` and ``best.pt`` hold after an epoch: weights, optimiser, progress and provenance."""
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "model_name": config.model,
+        "model_options": config.model_options,
+        "num_classes": config.num_classes,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+        "epoch": state.epoch,
+        "best_mIoU": state.best_miou,
+        "best_epoch": state.best_epoch,
+        "bad_epochs": state.bad_epochs,
+        "metrics": val_metrics,
+        "history": state.history,
+        "config": config.to_dict(),
+        "data": data.description,
+        "data_fingerprint": data.fingerprint(),  # what the data is, wherever it lies (runs.plan_run)
+        "model_gsd_m": data.model_gsd,
+        "versions": versions,
+    }

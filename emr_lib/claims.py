@@ -153,7 +153,7 @@ def _blocks_status(root: Path) -> str:
         seeds = "pooled over seeds" if pooled is not pairs else "one seed, paired over the test images"
         told = ", ".join(f"{row} minus DEMA {d}" for row, d in directions.items())
         return f"{word}: {told} ({seeds}; `table5_differences.csv`)"
-    rows = {row["model"]: float(row["mIoU"]) for row in read_result(root, "05_table5.csv")}
+    rows = {row["model"]: float(row["mIoU"]) for row in read_result(root, "06_table5.csv")}
     if "dema" not in rows:
         return "cannot run here: not run"
     rank = sorted(rows.values(), reverse=True).index(rows["dema"]) + 1
@@ -177,15 +177,15 @@ def _worst(words: list[str]) -> str:
 
 def _efficiency_status(root: Path) -> str:
     """Table 7's status: EMR-HRNet's added parameters and FLOPs in thop's convention against the paper's,
-    and HRNet-W32's own counts (``06_placements.csv``, ``06_table7.csv``)."""
-    placements = {r["model"]: r for r in read_result(root, "06_placements.csv")}
+    and HRNet-W32's own counts (``07_placements.csv``, ``07_table7.csv``)."""
+    placements = {r["model"]: r for r in read_result(root, "07_placements.csv")}
     hrnet = [
         r
-        for r in read_result(root, "06_table7.csv")
+        for r in read_result(root, "07_table7.csv")
         if (r["model"], r["num_classes"], r["size"]) == ("hrnet", "21", "480")
     ]
     if "emr_hrnet" not in placements or not hrnet:
-        return "cannot run here: notebook 06 has not written its tables"
+        return "cannot run here: notebook 07 has not written its tables"
     paper_params = TABLE7["emr_hrnet"]["params_M"] - TABLE7["hrnet"]["params_M"]
     paper_flops = TABLE7["emr_hrnet"]["GFLOPs"] - TABLE7["hrnet"]["GFLOPs"]
     emr, light = placements["emr_hrnet"], placements.get("emr_hrnet_light")

@@ -29,7 +29,7 @@ __all__ = ["Check", "run_doctor", "CHECKS"]
 
 CORE = ("torch", "torchvision", "timm", "segmentation-models-pytorch", "numpy", "pillow", "scipy", "tqdm", "matplotlib")
 NOTEBOOKS = ("jupyterlab", "ipywidgets", "papermill", "ipykernel")
-MAPPING = ("rasterio", "shapely", "pyogrio", "onnx", "onnxruntime")  # notebook 08, map, export
+MAPPING = ("rasterio", "shapely", "pyogrio", "onnx", "onnxruntime")  # notebook 09, map, export
 INSTALL = "pip install -e \".[notebooks]\" in the kit's folder (or see the instructor guide's offline install)"
 
 
@@ -76,8 +76,8 @@ def check_notebook_packages() -> Check:
 
 
 def check_mapping_packages() -> Check:
-    """WARN, not FIX: only notebook 08 and the map and export commands need them."""
-    return _package_check("mapping packages", MAPPING, "WARN", " (notebook 08, map, export)")
+    """WARN, not FIX: only notebook 09 and the map and export commands need them."""
+    return _package_check("mapping packages", MAPPING, "WARN", " (notebook 09, map, export)")
 
 
 def check_kernel() -> Check:
@@ -119,7 +119,7 @@ def check_data() -> Check:
     except DataError as err:
         return Check("FIX", "data", f"{data} does not read: {err}")
     scene = resolve_scene(None)
-    scene_note = f"; UAV scene {scene}" if scene else "; no UAV scene (notebooks 01 and 07 use a synthetic one)"
+    scene_note = f"; UAV scene {scene}" if scene else "; no UAV scene (notebooks 01 and 08 use a synthetic one)"
     return Check("OK", "data", f"{len(dataset)} landslide images in {data}{scene_note}")
 
 

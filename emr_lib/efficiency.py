@@ -45,6 +45,10 @@ __all__ = [
     "timed",
     "PLACEMENTS",
     "placement_table",
+    "MODEL_PARTS",
+    "part_of",
+    "cost_by_part",
+    "cost_rows",
 ]
 
 
@@ -334,3 +338,90 @@ def placement_table(
             }
         rows.append(row)
     return rows
+
+
+# --- where the cost goes -------------------------------------------------------------------------
+
+MODEL_PARTS = ("stem", "stage 1", "transitions", "block convs", "attention", "fusion", "RMA", "head")
+
+
+def part_of(name: str) -> str:
+    """The part of an HRNetV2 model a parameter or module name (``backbone.stage2.0...``) belongs to.
+
+    Stages 2-4 split into their blocks' convolutions (``block convs``), the attention inside the
+    blocks (EMA in DEMA, or Table 5's blocks) and the cross-resolution fusion; the RMA neck and
+    the head are parts of their own.
+    """
+    parts = name.split(".")
+    if parts[0] == "neck":
+        return "RMA"
+    if parts[0] == "head":
+        return "head"
+    if parts[0] != "backbone" or len(parts) < 2:
+        return "other"
+    stage = parts[1]
+    if stage.startswith("transition"):
+        return "transitions"
+    if stage == "layer1":
+        return "stage 1"
+    if stage.startswith("stage"):
+        if "fuse_layers" in parts:
+            return "fusion"
+        return "attention" if "attn" in parts else "block convs"
+    return "stem"
+
+
+@torch.no_grad()
+def cost_by_part(model: nn.Module, input_size=224) -> list[dict]:
+    """Parameters and FLOPs (torch counter) of each part of an HRNetV2 model (:data:`MODEL_PARTS`).
+
+    FLOPs are attributed to the innermost module that runs them, so nothing is counted twice;
+    rows: ``part``, ``params``, ``flops``, in :data:`MODEL_PARTS` order (parts with neither are left out).
+    """
+    params = dict.fromkeys(MODEL_PARTS, 0)
+    for name, parameter in model.named_parameters():
+        params[part_of(name)] = params.get(part_of(name), 0) + parameter.numel()
+    meta_model = copy.deepcopy(model).to("meta").eval()
+    counter = FlopCounterMode(display=False)
+    with counter:
+        meta_model(torch.empty(_as_input_shape(input_size), device="meta"))
+    totals = {
+        key.partition(".")[2]: sum(ops.values())
+        for key, ops in counter.get_flop_counts().items()
+        if key != "Global" and "." in key
+    }
+    # each module's own FLOPs: its total less those of its nearest counted descendants (a ModuleList
+    # is never called, so a transition's convs count under the backbone's, two levels up)
+    own = dict(totals)
+    for name, total in totals.items():
+        parent = name.rpartition(".")[0]
+        while parent and parent not in totals:
+            parent = parent.rpartition(".")[0]
+        if parent:
+            own[parent] -= total
+    flops = dict.fromkeys(MODEL_PARTS, 0)
+    for name, total in own.items():
+        flops[part_of(name)] = flops.get(part_of(name), 0) + total
+    return [
+        dict(part=part, params=params.get(part, 0), flops=flops.get(part, 0))
+        for part in (*MODEL_PARTS, "other")
+        if params.get(part, 0) or flops.get(part, 0)
+    ]
+
+
+def cost_rows(costs: dict[str, list[dict]]) -> list[dict]:
+    """One row per part with each model's parameters (M) and FLOPs (G), from :func:`cost_by_part` per model."""
+    longest_first = sorted(costs.values(), key=len, reverse=True)  # the fullest model sets the order
+    parts = list(dict.fromkeys(row["part"] for rows in longest_first for row in rows))
+    by_model = {model: {row["part"]: row for row in rows} for model, rows in costs.items()}
+    return [
+        {
+            "part": part,
+            **{
+                f"{model} {key}": by_part.get(part, {}).get(key, 0) / scale
+                for model, by_part in by_model.items()
+                for key, scale in (("params_M", 1e6), ("GFLOPs", 1e9))
+            },
+        }
+        for part in parts
+    ]

@@ -1,6 +1,6 @@
 """The runs behind the paper's tables, declared as data beside the paper's numbers.
 
-Notebooks 03-05 and ``python -m emr_lib table N`` build Tables 2, 4 and 5 from the same
+Notebooks 04-06 and ``python -m emr_lib table N`` build Tables 2, 4 and 5 from the same
 declarations, so a table rebuilt from the command line reuses the notebooks' runs (same
 run names, same settings) and the other way round.
 

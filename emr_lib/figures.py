@@ -109,7 +109,7 @@ class FigureStore:
     def _register(self, files: list[Path], kind: str, caption: str) -> None:
         manifest_path = self.folder / "manifest.json"
         manifest = read_manifest(manifest_path)
-        # keyed by file, not by name: a table and its plot often share a name (05_table4)
+        # keyed by file, not by name: a table and its plot often share a name (06_table4)
         manifest[files[0].name] = {
             "files": [f.name for f in files],
             "kind": kind,

@@ -42,19 +42,19 @@ PAPER_ITEMS = [
     Item("Table 1: the two datasets", "data/README.md: Bijie's layout, counts, resolution; notebook 01 measures it",
          "`pipeline --only 01`", "`01_statistics.md`",
          "reproduced for Bijie (counts, sizes, landslide share measured); Sichuan cannot run here (no data)"),
-    Item("Table 2: models on Bijie", "notebook 04, workshop profile (W18-small, 160 px, 40 epochs, CPU)",
-         "`pipeline --only 04` or `table 2`", "`04_table2.md`, `table2_seeds.md`", "{table2}"),
-    Item("Table 3: models on Sichuan", "`data prepare sichuan`, then notebooks 03-04 set Table 3 beside the results",
-         "`pipeline --only 04 --data PREPARED`", "-", "cannot run here: no Sichuan data beside the checkout"),
-    Item("Table 4: ablation", "notebook 05 on Bijie alone (the paper: Bijie + Sichuan, 6524 images)",
-         "`pipeline --only 05 --param tables=4` or `table 4`", "`05_table4.md`, `table4_seeds.md`", "{table4}"),
-    Item("Table 5: attention blocks", "notebook 05, the block in HRNet's branches swapped",
-         "`pipeline --only 05 --param tables=5` or `table 5`", "`05_table5.md`",
+    Item("Table 2: models on Bijie", "notebook 05, workshop profile (W18-small, 160 px, 40 epochs, CPU)",
+         "`pipeline --only 05` or `table 2`", "`05_table2.md`, `table2_seeds.md`", "{table2}"),
+    Item("Table 3: models on Sichuan", "`data prepare sichuan`, then notebooks 04-05 set Table 3 beside the results",
+         "`pipeline --only 05 --data PREPARED`", "-", "cannot run here: no Sichuan data beside the checkout"),
+    Item("Table 4: ablation", "notebook 06 on Bijie alone (the paper: Bijie + Sichuan, 6524 images)",
+         "`pipeline --only 06 --param tables=4` or `table 4`", "`06_table4.md`, `table4_seeds.md`", "{table4}"),
+    Item("Table 5: attention blocks", "notebook 06, the block in HRNet's branches swapped",
+         "`pipeline --only 06 --param tables=5` or `table 5`", "`06_table5.md`",
          "{table5}"),
     Item("Table 6: other improved models", "none: literature values of models without public code", "-", "-",
          "cannot run here: no code of TransUNet, ShapeFormer, Re-Net variants"),
-    Item("Table 7: parameters and FLOPs", "notebook 06 and `efficiency`, in the paper's convention and PyTorch's",
-         "`efficiency`", "`06_table7.md`, `06_placements.md`", "{table7}"),
+    Item("Table 7: parameters and FLOPs", "notebook 07 and `efficiency`, in the paper's convention and PyTorch's",
+         "`efficiency`", "`07_table7.md`, `07_placements.md`", "{table7}"),
     Item("Figure 1: flowchart", "docs/architecture.md (how a dataset becomes a table)", "-", "-",
          "implemented, not measured (as a diagram of the kit's own flow)"),
     Item("Figure 2: sample images", "notebook 01 sample grid", "`pipeline --only 01`", "`01_samples.png`",
@@ -70,15 +70,15 @@ PAPER_ITEMS = [
     Item("Figure 8: DEMA block", "`DEMA`, in every basic block of stages 2-4", "-", "-",
          "implemented, not measured (placement read from section 3.3, below)"),
     Item("Figure 9: EMA", "`EMA`", "-", "-", "implemented, not measured"),
-    Item("Figure 10: Bijie predictions", "notebook 04, every model on the same test images", "`pipeline --only 04`",
-         "`04_predictions.png`",
+    Item("Figure 10: Bijie predictions", "notebook 05, every model on the same test images", "`pipeline --only 05`",
+         "`05_predictions.png`",
          "shown, not assessed: the same test images for every model; the paper's remarks on edges and "
          "salt-and-pepper noise are not measured, and no metric compares the pictures"),
-    Item("Figure 11: Sichuan predictions", "notebook 04 on prepared Sichuan data", "-", "-",
+    Item("Figure 11: Sichuan predictions", "notebook 05 on prepared Sichuan data", "-", "-",
          "cannot run here: no Sichuan data"),
-    Item("Figure 12: Luding County maps", "notebooks 07 and 08 map a whole scene, but here another one (uav-road); "
-         "`map` writes GeoTIFFs and polygons for any scene", "`pipeline --only 07,08 --scene DIR`, `map SCENE`",
-         "`07_scene_prediction.png`, `08_finetuned_map.png`",
+    Item("Figure 12: Luding County maps", "notebooks 08 and 09 map a whole scene, but here another one (uav-road); "
+         "`map` writes GeoTIFFs and polygons for any scene", "`pipeline --only 08,09 --scene DIR`, `map SCENE`",
+         "`08_scene_prediction.png`, `09_finetuned_map.png`",
          "cannot run here: Luding is not in the data folder beside the checkout; the figures show another UAV scene"),
     Item("The paper profile itself (W32, 512 px, 100 epochs, expansion)", "`--profile paper`; the GPU study",
          "`pipeline --profile paper`, `study gpu`", "-", "cannot run here: no GPU has been available yet"),
@@ -90,9 +90,9 @@ def _numbers(root: Path) -> list[str]:
     under other conditions (512 px, 100 epochs, GPU; Tables 4-5 on Bijie + Sichuan), the gaps are the claims."""
     lines = ["## The numbers, beside the paper's", ""]
     blocks = [
-        ("Table 2", "04_table2", "model", "hrnet", {k: v["mIoU"] for k, v in TABLE2.items()}),
-        ("Table 4", "05_table4", "configuration", "baseline", {k: v[1] for k, v in TABLE4.items()}),
-        ("Table 5", "05_table5", "model", "dema", {k: v["mIoU"] for k, v in TABLE5.items()}),
+        ("Table 2", "05_table2", "model", "hrnet", {k: v["mIoU"] for k, v in TABLE2.items()}),
+        ("Table 4", "06_table4", "configuration", "baseline", {k: v[1] for k, v in TABLE4.items()}),
+        ("Table 5", "06_table5", "model", "dema", {k: v["mIoU"] for k, v in TABLE5.items()}),
     ]
     for title, name, label, reference, paper in blocks:
         rows = {row[label]: float(row["mIoU"]) for row in read_result(root, f"{name}.csv")}
@@ -155,7 +155,7 @@ def _seeds(root: Path, number: int) -> list[str]:
 
 def _deviations(root: Path) -> list[str]:
     smp = []
-    for row in read_result(root, "06_table7.csv"):
+    for row in read_result(root, "07_table7.csv"):
         if (
             row["num_classes"] == "21"
             and row["size"] == "512"
@@ -190,7 +190,7 @@ def _deviations(root: Path) -> list[str]:
         "files and fingerprint differ from the tables' copy (each run's `record.json` names the fingerprint it "
         "read), and how far that moves the numbers has not been measured.",
         "- **Comparison models** are segmentation-models-pytorch's, lighter than the paper's (21 classes, 512 px, "
-        f"modules-only FLOPs): {'; '.join(smp) or 'run notebook 06'}.",
+        f"modules-only FLOPs): {'; '.join(smp) or 'run notebook 07'}.",
         "- **Pretraining**: the kit trains from scratch; the reference implementation loads ImageNet weights and "
         "freezes the backbone for the first 50 of 100 epochs by default. This alone may explain gaps. The options "
         "`pretrained` (a local weights file, or a download) and `freeze_epochs` follow the reference when asked.",

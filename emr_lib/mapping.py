@@ -321,11 +321,28 @@ def map_scene(
 
 
 def scene_metrics(
-    mask_path: str | Path, truth_path: str | Path, rows: tuple[int, int] | None = None
+    mask_path: str | Path | np.ndarray,
+    truth_path: str | Path | np.ndarray,
+    rows: tuple[int, int] | None = None,
+    valid: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Segmentation metrics of a mapped ``mask.tif`` against a true mask of the same grid (any
     raster: 0 background, non-zero landslide), counted block by block over the mask's valid pixels
-    (only rows ``rows[0]`` to ``rows[1]`` with ``rows``, e.g. the half of a scene kept unseen)."""
+    (only rows ``rows[0]`` to ``rows[1]`` with ``rows``, e.g. the half of a scene kept unseen).
+
+    A scene held in memory is scored the same way: ``mask_path`` and ``truth_path`` as (H, W)
+    arrays (prediction: bool or 0/1; truth: non-zero landslide), ``valid`` the pixels to count
+    (default: every pixel; notebook 08 leaves out no-data).
+    """
+    if isinstance(mask_path, np.ndarray) or isinstance(truth_path, np.ndarray):
+        prediction, expected = np.asarray(mask_path), np.asarray(truth_path) > 0
+        if prediction.shape != expected.shape:
+            raise DataError(f"the prediction is {prediction.shape} but the true mask is {expected.shape}")
+        keep = np.ones(prediction.shape, bool) if valid is None else np.asarray(valid, bool)
+        first, last = rows or (0, prediction.shape[0])
+        return segmentation_metrics(
+            torch.from_numpy(_count(prediction[first:last], expected[first:last], keep[first:last]))
+        )
     matrix = np.zeros((2, 2), np.int64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
@@ -338,11 +355,15 @@ def scene_metrics(
             for window in scene_blocks(last - first, mapped.width):
                 window = Window(window.col_off, window.row_off + first, window.width, window.height)
                 prediction, expected = mapped.read(1, window=window), truth.read(1, window=window) > 0
-                valid = prediction != MASK_NODATA
-                matrix += np.bincount(
-                    expected[valid].astype(np.int64) * 2 + prediction[valid].astype(np.int64), minlength=4
-                ).reshape(2, 2)
+                matrix += _count(prediction, expected, prediction != MASK_NODATA)
     return segmentation_metrics(torch.from_numpy(matrix))
+
+
+def _count(prediction: np.ndarray, expected: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """The 2 x 2 confusion matrix (rows truth, columns prediction) over the ``valid`` pixels."""
+    return np.bincount(expected[valid].astype(np.int64) * 2 + prediction[valid].astype(np.int64), minlength=4).reshape(
+        2, 2
+    )
 
 
 def scale_sweep(

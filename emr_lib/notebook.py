@@ -4,7 +4,7 @@ A notebook starts with::
 
     from emr_lib.notebook import notebook_context
 
-    ctx = notebook_context("03_training", profile, data, device, seed, output_dir, figures_dir)
+    ctx = notebook_context("04_training", profile, data, device, seed, output_dir, figures_dir)
 
 and then trains through ``ctx.run(...)`` (the run-folder rule of :mod:`emr_lib.runs`:
 a finished run with the same settings is reused, an interrupted one resumed, so
@@ -24,7 +24,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from .figures import FigureStore, Table
-from .paths import project_root, resolve_data
+from .paths import project_root, resolve_data, shown_path
 from .profiles import TrainConfig, get_config
 from .run_data import RunDatasets, run_datasets
 from .runs import run_dir, run_or_reuse, seed_records
@@ -83,7 +83,8 @@ class Context:
     ) -> dict:
         """Train (or reuse, or resume) run ``name`` and return its record (:mod:`emr_lib.runs`)."""
         config = self.config(model, options, **overrides)
-        return run_or_reuse(config, self.run_dir(name), "auto", progress=progress and not headless())
+        # one compact output: a bar over the epochs in a live notebook, the first and last lines when headless
+        return run_or_reuse(config, self.run_dir(name), "auto", progress=progress and not headless(), compact=True)
 
     def seed_records(self, name: str) -> dict[int, dict]:
         """Finished records of run ``name`` for every seed, whose settings but the seed match this one's."""
@@ -96,21 +97,13 @@ class Context:
         The figure itself shows in the notebook as usual; nothing else is left as the cell's value.
         """
         path = self.figures.save_figure(fig, name, caption)
-        print(f"saved {_shown(path)}")
+        print(f"saved {shown_path(path)}")
 
     def save_table(
         self, rows: list[dict], name: str, columns: list[str] | None = None, caption: str = "", floatfmt: str = ".2f"
     ) -> Table:
         """Save ``rows`` as markdown and CSV beside the figures; return the table, which the notebook renders."""
         return self.figures.save_table(rows, name, columns, caption, floatfmt)
-
-
-def _shown(path: Path) -> str:
-    """``path`` relative to the project when it lies inside, else as it is."""
-    try:
-        return str(path.relative_to(project_root()))
-    except ValueError:
-        return str(path)
 
 
 def notebook_context(
@@ -131,7 +124,9 @@ def notebook_context(
     output.mkdir(parents=True, exist_ok=True)
     figures.mkdir(parents=True, exist_ok=True)
     ctx = Context(notebook, profile, resolve_data(data, root), device, int(seed), output, figures)
-    print(f"profile {profile} | data {ctx.data_label} | runs in {output} | figures in {figures}")
+    print(
+        f"profile {profile} | data {ctx.data_label} | runs in {shown_path(output)} | figures in {shown_path(figures)}"
+    )
     return ctx
 
 

@@ -13,7 +13,7 @@ The data rule, the same for the CLI, the pipeline and the notebooks:
 Several datasets trained as one are named together, ``A,B`` (``--data A --data B`` on the
 command line); each part follows the rule, and naming one twice is an error.
 
-The UAV scene (notebooks 01 and 07): the folder named by argument (``--scene``), else
+The UAV scene (notebooks 01 and 08): the folder named by argument (``--scene``), else
 ``$EMR_SCENE``, else ``data/uav-scene`` when it holds ``image.png`` and ``mask.png``, else
 none (the notebooks then use a synthetic scene). A scene that is named but unusable is an
 error, never a quiet synthetic stand-in.
@@ -27,7 +27,7 @@ from pathlib import Path
 from .data.datasets import is_bijie_layout
 from .data.io import DataError, DataNotFoundError
 
-__all__ = ["project_root", "resolve_data", "resolve_scene", "DEFAULT_DATA", "DEFAULT_SCENE"]
+__all__ = ["project_root", "resolve_data", "resolve_scene", "shown_path", "DEFAULT_DATA", "DEFAULT_SCENE"]
 
 DEFAULT_DATA = Path("data") / "bijie"
 DEFAULT_SCENE = Path("data") / "uav-scene"
@@ -91,3 +91,16 @@ def resolve_scene(scene: str | None = "auto", root: Path | None = None) -> Path 
             "(see data/README.md; name the scene with --scene or EMR_SCENE)"
         )
     return folder
+
+
+def shown_path(path: str | Path) -> str:
+    """``path`` relative to the project when it lies inside, else relative to the home folder, else
+    its last two parts: a notebook's outputs (and the site made from them) never show the machine's
+    absolute paths."""
+    path = Path(path)
+    for base, prefix in ((project_root(), ""), (Path.home(), "~/")):
+        try:
+            return prefix + str(path.relative_to(base))
+        except ValueError:
+            continue
+    return str(Path("...", *path.parts[-2:]))

@@ -24,7 +24,12 @@ from .profiles import get_profile
 
 __all__ = ["PipelineError", "list_notebooks", "run_pipeline", "scene_warning", "store_checked_outputs"]
 
-CHECK_MARKER = "# NBVAL_CHECK_OUTPUT"
+CHECK_TAG = "nbval-check-output"  # the cell tag nbval reads: compare this cell's output with the stored one
+
+
+def is_checked(cell) -> bool:
+    """True for a code cell whose stored output nbval compares (tagged :data:`CHECK_TAG`)."""
+    return cell.get("cell_type") == "code" and CHECK_TAG in cell.get("metadata", {}).get("tags", [])
 
 
 class PipelineError(RuntimeError):
@@ -74,7 +79,7 @@ def _parameters_for(notebooks: list[Path], common: dict, extra: dict) -> dict[Pa
     return {nb: {**common, **{k: v for k, v in extra.items() if k in names}} for nb, names in declared.items()}
 
 
-SCENE_NOTEBOOKS = ("01", "07", "08")  # the notebooks that tile or map the large UAV scene
+SCENE_NOTEBOOKS = ("01", "08", "09")  # the notebooks that tile or map the large UAV scene
 
 
 def scene_warning(data: str, scene_dir: Path | None, notebooks: list[Path]) -> str | None:
@@ -152,6 +157,9 @@ def run_pipeline(
                 progress_bar=progress,
                 execution_timeout=cell_timeout_s,
                 log_output=False,
+                # consecutive prints of a cell as one output, as a live notebook shows them (the
+                # site and nbval read the executed copy)
+                coalesce_streams=True,
             )
         except PapermillExecutionError as err:
             raise PipelineError(
@@ -170,7 +178,7 @@ def run_pipeline(
 
 
 def store_checked_outputs(profile: str = "quick", root: Path | None = None, only: list[str] | None = None) -> list[str]:
-    """Copy the outputs of cells marked ``# NBVAL_CHECK_OUTPUT`` from the executed copies back
+    """Copy the outputs of cells tagged ``nbval-check-output`` from the executed copies back
     into ``notebooks/``, and strip every other output: notebooks are committed without outputs
     except the few that nbval checks. Run after ``pipeline --profile quick --data synthetic``;
     ``only`` picks notebooks as the pipeline's ``--only`` does (the ones it just ran).
@@ -190,7 +198,7 @@ def store_checked_outputs(profile: str = "quick", root: Path | None = None, only
         for cell in source.cells:
             if cell.cell_type != "code":
                 continue
-            keep = cell.source.startswith(CHECK_MARKER) and cell.get("id") in executed
+            keep = is_checked(cell) and cell.get("id") in executed
             cell.outputs = executed[cell.id].outputs if keep else []
             # nbval compares only cells that ran: a kept output needs its execution count
             cell.execution_count = executed[cell.id].execution_count if keep else None

@@ -126,7 +126,7 @@ class Profile:
     settings: dict[str, Any]  # TrainConfig fields that differ from the defaults
     cell_timeout_s: int  # per notebook cell in the pipeline, to catch a hung kernel
     scratch: bool = False  # figures ignored by git and indexed in their own folder
-    speed_repeats: int = 5  # repetitions of a side-by-side speed measurement (notebook 06)
+    speed_repeats: int = 5  # repetitions of a side-by-side speed measurement (notebook 07)
     description: str = ""
 
 
@@ -165,7 +165,7 @@ PROFILES: dict[str, Profile] = {
             warmup_epochs=1,
             flat_epochs=0,
         ),
-        # one cell of notebook 04 trains every model: about 6 h on a 2-core CPU (the VGG U-Nets 2 h each)
+        # one cell of notebook 05 trains every model: about 6 h on a 2-core CPU (the VGG U-Nets 2 h each)
         cell_timeout_s=24 * 3600,
         speed_repeats=5,
         description="a real result on a CPU laptop, 10-25 min per model",
@@ -193,7 +193,7 @@ PROFILES: dict[str, Profile] = {
             offline_expansion=5720 / 770,
             centerrep=0.5,  # in the expansion's copies (the paper's EMR-HRNet); Table 4 sets it per row
         ),
-        cell_timeout_s=7 * 24 * 3600,  # tens of GPU hours for notebook 04's cell
+        cell_timeout_s=7 * 24 * 3600,  # tens of GPU hours for notebook 05's cell
         speed_repeats=10,
         description="the paper's recipe, for GPUs",
     ),

@@ -41,7 +41,16 @@ def models_changed_since(commit: str | None, path: str | Path | None = None) -> 
     cwd = Path(path or Path(__file__).resolve().parent)
     try:
         result = subprocess.run(
-            ["git", "diff", "--quiet", commit.removesuffix("+dirty"), "--", ":/emr_lib/models"],
+            # anatomy.py only looks inside the models (notebook 03); it holds no weights
+            [
+                "git",
+                "diff",
+                "--quiet",
+                commit.removesuffix("+dirty"),
+                "--",
+                ":/emr_lib/models",
+                ":(exclude):/emr_lib/models/anatomy.py",
+            ],
             cwd=cwd,
             capture_output=True,
         )

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from .checkpoints import atomic_write, load_checkpoint
 from .models import build_model
+from .paths import shown_path
 from .profiles import TrainConfig
 from .provenance import models_changed_since
 from .run_data import run_datasets
@@ -101,7 +102,7 @@ def _differences(stored: dict | None, wanted: dict) -> str:
 def _move_aside(out: Path) -> Path:
     kept = out.with_name(f"{out.name}.replaced-{_dt.datetime.now():%Y%m%d-%H%M%S}")
     out.rename(kept)
-    print(f"{out} held a run with other settings or was replaced; it is kept in {kept}")
+    print(f"{shown_path(out)} held a run with other settings or was replaced; it is kept in {shown_path(kept)}")
     return kept
 
 
@@ -140,22 +141,28 @@ def plan_run(out: str | Path, config: TrainConfig, mode: str = "auto") -> RunPla
 
 
 def run_or_reuse(
-    config: TrainConfig, out: str | Path, mode: str = "auto", stop_after: int | None = None, progress: bool = True
+    config: TrainConfig,
+    out: str | Path,
+    mode: str = "auto",
+    stop_after: int | None = None,
+    progress: bool = True,
+    compact: bool = False,
 ) -> dict:
     """Apply :func:`plan_run`, then train or resume as it says; return the run's record."""
     plan = plan_run(out, config, mode)
     if plan.action == "reuse":
-        print(f"reusing {out} (test mIoU {100 * plan.record['test_metrics']['mIoU']:.2f})")
+        print(f"reusing {shown_path(out)} (test mIoU {100 * plan.record['test_metrics']['mIoU']:.2f})")
         commit = plan.record.get("commit")
         if models_changed_since(commit):
             print(
-                f"note: {out} was trained at commit {commit}; emr_lib/models has changed since, so its weights "
-                "may not match the models as they are now (train it again with another run folder to compare)"
+                f"note: {shown_path(out)} was trained at commit {commit}; emr_lib/models has changed since, "
+                "so its weights may not match the models as they are now "
+                "(train it again with another run folder to compare)"
             )
         if "test_selection" not in plan.record and plan.record.get("test_split") == "val":
             return _report_last_epoch(Path(out), config, plan.record)
         return plan.record
-    return train(config, out, resume=plan.action == "resume", stop_after=stop_after, progress=progress)
+    return train(config, out, resume=plan.action == "resume", stop_after=stop_after, progress=progress, compact=compact)
 
 
 def _report_last_epoch(out: Path, config: TrainConfig, record: dict) -> dict:
@@ -169,7 +176,8 @@ def _report_last_epoch(out: Path, config: TrainConfig, record: dict) -> dict:
     atomic_write(json.dumps(record, indent=1), out / "record.json")
     best, last = 100 * record["test_metrics_best_epoch"]["mIoU"], 100 * result["test_metrics"]["mIoU"]
     print(
-        f"{out}: no test part, so the {result['test_selection']} is reported: mIoU {last:.2f} (best epoch: {best:.2f})"
+        f"{shown_path(out)}: no test part, so the {result['test_selection']} is reported: "
+        f"mIoU {last:.2f} (best epoch: {best:.2f})"
     )
     return record
 

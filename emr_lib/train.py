@@ -30,7 +30,6 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -41,17 +40,19 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm.auto import tqdm
 
 from .checkpoints import (
-    CHECKPOINT_FORMAT,
-    CheckpointError,
+    TrainState,
     atomic_save,
     atomic_write,
     build_run_model,
     load_checkpoint,
+    resume_state,
+    training_checkpoint,
 )
 from .efficiency import count_parameters
 from .inference import evaluate, per_image_confusion
 from .metrics import format_metrics
 from .models import backbone_of
+from .paths import shown_path
 from .profiles import TrainConfig
 from .provenance import provenance
 from .run_data import RunDatasets, cached_views, run_datasets
@@ -131,8 +132,11 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, kind: str) -> 
 # --- one epoch -----------------------------------------------------------------------------------
 
 
-def epoch_loader(train_set, config: TrainConfig, epoch: int, ctx: Distributed, workers: int, pin: bool) -> DataLoader:
+def epoch_loader(
+    train_set, config: TrainConfig, epoch: int, ctx: Distributed | None = None, workers: int = 0, pin: bool = False
+) -> DataLoader:
     """The epoch's shuffled loader; its order and augmentation follow ``(seed, epoch)``."""
+    ctx = ctx or Distributed()
     seed = epoch_seed(config.seed, epoch)
     seed_rngs(seed)
     generator = torch.Generator().manual_seed(seed)
@@ -162,17 +166,22 @@ def train_one_epoch(
     desc: str = "",
     progress: bool = True,
     frozen=(),
+    on_step=None,
 ) -> float:
     """One pass over ``loader``; returns the mean training loss over all ranks' samples.
 
     ``frozen`` parameters get no update: their gradients are dropped before each step (which
     is safe under DDP, where switching ``requires_grad`` after wrapping the model is not).
+    ``on_step``, when given, is called with each step's loss (a float) after the update.
     """
     model.train()
     channels_last = uses_channels_last(config, device)
     loss_sum, count = 0.0, 0
-    bar = tqdm(loader, desc=desc, leave=False, disable=not progress)
-    for batch in bar:
+    # the bar counts, the loop iterates the loader itself: tqdm.auto's asyncio wrapper calls iter() on
+    # what it wraps, and a second DataLoader iterator draws from the epoch's generator (another sample
+    # order than the plain loop of notebook 04) and, with workers, starts them twice
+    bar = tqdm(total=len(loader), desc=desc, leave=False, disable=not progress)
+    for batch in loader:
         images = batch["image"].to(device, non_blocking=True)
         masks = batch["mask"].to(device, non_blocking=True)
         if channels_last:
@@ -186,9 +195,13 @@ def train_one_epoch(
             parameter.grad = None
         precision.scaler.step(optimizer)
         precision.scaler.update()
+        if on_step is not None:
+            on_step(loss.item())
         loss_sum += loss.item() * len(images)
         count += len(images)
+        bar.update(1)
         bar.set_postfix(loss=f"{loss_sum / count:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
+    bar.close()
     if dist.is_initialized():
         totals = torch.tensor([loss_sum, count], dtype=torch.float64, device=device)
         dist.all_reduce(totals)
@@ -197,64 +210,6 @@ def train_one_epoch(
 
 
 # --- state, resume, record -----------------------------------------------------------------------
-
-
-@dataclass
-class TrainState:
-    """What a run carries from epoch to epoch (and in ``last.pt``, to resume)."""
-
-    history: list[dict] = field(default_factory=list)
-    epoch: int = 0  # epochs finished
-    best_miou: float = -1.0
-    best_epoch: int = 0
-    bad_epochs: int = 0
-
-    def update(self, val_miou: float) -> bool:
-        """Count a finished epoch's validation mIoU; True when it is the best so far."""
-        improved = val_miou > self.best_miou
-        if improved:
-            self.best_miou, self.best_epoch, self.bad_epochs = val_miou, self.epoch, 0
-        else:
-            self.bad_epochs += 1
-        return improved
-
-
-def resume_state(path: Path, config: TrainConfig, model: nn.Module, optimizer, scaler) -> TrainState:
-    """Load ``last.pt`` into the model, optimiser and scaler; refuse a checkpoint of another model."""
-    state = load_checkpoint(path)
-    if state["model_name"] != config.model or state["model_options"] != config.model_options:
-        raise CheckpointError(
-            f"{path} was written for {state['model_name']} {state['model_options']}, "
-            f"not {config.model} {config.model_options}; resume with the same settings or use a new --out"
-        )
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    if state.get("scaler"):
-        scaler.load_state_dict(state["scaler"])
-    return TrainState(state["history"], state["epoch"], state["best_mIoU"], state["best_epoch"], state["bad_epochs"])
-
-
-def _checkpoint(config, model, optimizer, scaler, state: TrainState, val_metrics, data: RunDatasets, versions) -> dict:
-    return {
-        "format": CHECKPOINT_FORMAT,
-        "model_name": config.model,
-        "model_options": config.model_options,
-        "num_classes": config.num_classes,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-        "epoch": state.epoch,
-        "best_mIoU": state.best_miou,
-        "best_epoch": state.best_epoch,
-        "bad_epochs": state.bad_epochs,
-        "metrics": val_metrics,
-        "history": state.history,
-        "config": config.to_dict(),
-        "data": data.description,
-        "data_fingerprint": data.fingerprint(),  # what the data is, wherever it lies (runs.plan_run)
-        "model_gsd_m": data.model_gsd,
-        "versions": versions,
-    }
 
 
 def history_row(epoch: int, lr: float, train_loss: float, val_metrics: dict, seconds: float) -> dict:
@@ -333,11 +288,15 @@ def train(
     resume: bool = False,
     stop_after: int | None = None,
     progress: bool = True,
+    compact: bool = False,
+    on_step=None,
 ) -> dict:
     """Train ``config.model`` on ``config.data``; return the run record (also in ``record.json``).
 
-    ``stop_after=k`` ends this call after epoch k (a checkpoint is saved; continue later
-    with ``resume=True``), for time-boxed sessions such as Colab's.
+    ``stop_after=k`` ends this call after epoch k (a checkpoint is saved; continue later with
+    ``resume=True``), for time-boxed sessions such as Colab's. ``compact=True`` (notebooks): one
+    progress bar over the epochs (with ``progress``) instead of a bar and a line per epoch.
+    ``on_step`` is called with every training step's loss (see :func:`train_one_epoch`).
     """
     config.validate()
     out_dir = Path(out_dir)
@@ -346,13 +305,12 @@ def train(
     if ctx.main:
         out_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(config.seed, config.deterministic)
-
     data = run_datasets(config, out_dir / "splits" if ctx.main else None)
     data.require("train", "val")
     fast = uses_cpu_fast(config, device)
     train_set, val_set, test_set = data.train(out_dir, ctx, augment_at_size=fast), data.val, data.test
     if config.cache_images:  # decoded once (and resized once, with cpu_fast), for every epoch
-        train_set, val_set = cached_views([train_set, val_set], progress=progress and ctx.main)
+        train_set, val_set = cached_views([train_set, val_set], progress=progress and ctx.main and not compact)
 
     model = build_run_model(config).to(device)
     frozen = _backbone_parameters(model, config)
@@ -365,20 +323,18 @@ def train(
     if resume and last_path.is_file():
         state = resume_state(last_path, config, model, optimizer, precision.scaler)
         if ctx.main:
-            print(f"resuming {out_dir} after epoch {state.epoch}")
-
+            print(f"resuming {shown_path(out_dir)} after epoch {state.epoch}")
     train_model = nn.parallel.DistributedDataParallel(model) if ctx.active else model
     workers = default_num_workers(device) if config.num_workers < 0 else config.num_workers
     n_params = count_parameters(model)
     if ctx.main and state.epoch == 0:
-        print(
-            f"{config.model} {config.model_options}: {n_params / 1e6:.2f}M parameters on {device}; "
-            f"{len(train_set)} train / {len(val_set)} val / {len(test_set)} test images at {config.size} px"
-        )
+        _EpochReport.first_line(config, n_params, device, (len(train_set), len(val_set), len(test_set)))
     # taken once, before training: the code (commit) that trains is the one loaded now, even
     # if the checkout moves on while a long run is going
     run_provenance = provenance(device)
     stopped_early = False
+    inner_progress = progress and not compact  # compact: no bars inside an epoch, no line per epoch
+    report = _EpochReport(config, state.epoch, progress, compact)
     for epoch in range(state.epoch, config.epochs):
         if stop_after is not None and epoch >= stop_after:
             break
@@ -387,24 +343,25 @@ def train(
         lr = lr_at(epoch, config)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        desc, show = f"epoch {epoch + 1}/{config.epochs}", progress and ctx.main
+        desc, show = f"epoch {epoch + 1}/{config.epochs}", inner_progress and ctx.main
         held = frozen if epoch < config.freeze_epochs else ()
-        train_loss = train_one_epoch(train_model, loader, optimizer, precision, config, device, desc, show, held)
-        val_metrics, _ = evaluate(
-            model, val_set, config.batch_size, device, config.num_classes, progress, precision.enabled, precision.dtype
+        train_loss = train_one_epoch(
+            train_model, loader, optimizer, precision, config, device, desc, show, held, on_step
         )
+        amp = (precision.enabled, precision.dtype)
+        val_metrics, _ = evaluate(model, val_set, config.batch_size, device, config.num_classes, inner_progress, *amp)
         state.epoch = epoch + 1
         improved = state.update(val_metrics["mIoU"])
         state.history.append(history_row(epoch + 1, lr, train_loss, val_metrics, time.perf_counter() - epoch_start))
         if ctx.main:
-            checkpoint = _checkpoint(
+            checkpoint = training_checkpoint(
                 config, model, optimizer, precision.scaler, state, val_metrics, data, run_provenance
             )
             atomic_save(checkpoint, last_path)
             if improved:
                 atomic_save(checkpoint, best_path)
             write_history(state.history, out_dir)
-            _print_epoch(config, state, val_metrics, lr)
+            report.epoch(state, val_metrics, lr)
         ctx.barrier()
         if config.patience and state.bad_epochs >= config.patience:
             stopped_early = True
@@ -412,10 +369,11 @@ def train(
                 print(f"early stopping: no better validation mIoU for {state.bad_epochs} epochs")
             break
 
+    report.close()
     finished = stopped_early or bool(state.history and state.history[-1]["epoch"] == config.epochs)
     record = run_record(config, data, state, finished, out_dir, parameters=n_params, **run_provenance)
     if finished and best_path.is_file():
-        record.update(evaluate_final(model, out_dir, data, config, device, progress, ctx.main))
+        record.update(evaluate_final(model, out_dir, data, config, device, inner_progress, ctx.main))
         if ctx.main:
             metrics = format_metrics(record["test_metrics"])
             print(f"test ({len(test_set)} images, {record['test_selection']}): {metrics}")
@@ -435,11 +393,35 @@ def _backbone_parameters(model: nn.Module, config: TrainConfig) -> list:
     return list(backbone.parameters())
 
 
-def _print_epoch(config: TrainConfig, state: TrainState, val_metrics: dict, lr: float) -> None:
-    last = state.history[-1]
-    print(
-        f"epoch {last['epoch']}/{config.epochs}  loss {last['train_loss']:.4f}  "
-        f"val {format_metrics(val_metrics, ('mIoU', 'F1'))}  best {100 * state.best_miou:.2f} "
-        f"(epoch {state.best_epoch})  lr {lr:.2e}  {last['time_s']:.0f} s",
-        flush=True,
-    )
+class _EpochReport:
+    """How a run reports its epochs: a line each (the command line), or one bar over the epochs
+    (``compact``, notebooks: one output instead of one per epoch; nothing when headless)."""
+
+    def __init__(self, config: TrainConfig, done: int, progress: bool, compact: bool):
+        self.config, self.compact = config, compact
+        self.bar = tqdm(
+            total=config.epochs, initial=done, desc=config.model, unit="epoch", disable=not (compact and progress)
+        )
+
+    @staticmethod
+    def first_line(config: TrainConfig, n_params: int, device, sizes: tuple[int, int, int]) -> None:
+        print(
+            f"{config.model} {config.model_options}: {n_params / 1e6:.2f}M parameters on {device}; "
+            f"{sizes[0]} train / {sizes[1]} val / {sizes[2]} test images at {config.size} px"
+        )
+
+    def epoch(self, state: TrainState, val_metrics: dict, lr: float) -> None:
+        last = state.history[-1]
+        if self.compact:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{last['train_loss']:.4f}", best_val_mIoU=f"{100 * state.best_miou:.2f}")
+            return
+        print(
+            f"epoch {last['epoch']}/{self.config.epochs}  loss {last['train_loss']:.4f}  "
+            f"val {format_metrics(val_metrics, ('mIoU', 'F1'))}  best {100 * state.best_miou:.2f} "
+            f"(epoch {state.best_epoch})  lr {lr:.2e}  {last['time_s']:.0f} s",
+            flush=True,
+        )
+
+    def close(self) -> None:
+        self.bar.close()

@@ -30,6 +30,11 @@ __all__ = [
     "plot_scene",
     "plot_map",
     "plot_scale_curves",
+    "plot_hrnet_shapes",
+    "plot_receptive_fields",
+    "plot_attention",
+    "plot_maps",
+    "plot_cost_by_part",
     "save_figure",
     "OVERLAY_COLOURS",
 ]
@@ -266,6 +271,115 @@ def plot_scale_curves(curves: dict[str, Sequence[dict]], key: str = "mIoU", xlab
     ax.axvline(1.0, color="grey", linestyle="--", linewidth=0.8)
     ax.set(xscale="log", xlabel=xlabel, ylabel=f"{key} (%)")
     ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_hrnet_shapes(rows: Sequence[dict], title: str | None = None):
+    """HRNetV2 as a grid: parts left to right, branches (finest on top) top to bottom, one box per
+    tensor labelled C x H x W; grey lines join every branch of one part to every branch of the next
+    (the cross-resolution fusion). ``rows`` as :func:`emr_lib.models.anatomy.stage_shapes` gives them."""
+    parts = list(dict.fromkeys(row["part"] for row in rows))
+    branches = max(row["branch"] for row in rows) + 1
+    fig, ax = plt.subplots(figsize=(1.7 * len(parts) + 0.8, 1.1 * branches + 1.0))
+    centres: dict[str, list[tuple[float, float]]] = {}
+    largest = max(row["channels"] for row in rows)
+    for column, part in enumerate(parts):
+        for row in (r for r in rows if r["part"] == part):
+            y = branches - 1 - row["branch"]
+            side = 0.35 + 0.45 * np.sqrt(row["channels"] / largest)  # box width grows with channels
+            ax.add_patch(Rectangle((column - side / 2, y - 0.3), side, 0.6, color=plt.cm.viridis(row["branch"] / 4)))
+            label = f"{row['channels']}x{row['height']}x{row['width']}\n1/{row['stride']}"
+            ax.text(column, y, label, ha="center", va="center", fontsize=7, color="white")
+            centres.setdefault(part, []).append((column, y))
+    for left, right in zip(parts, parts[1:]):
+        for x0, y0 in centres[left]:
+            for x1, y1 in centres[right]:
+                ax.plot([x0 + 0.4, x1 - 0.4], [y0, y1], color="grey", linewidth=0.5, alpha=0.6, zorder=0)
+    ax.set_xticks(range(len(parts)), parts)
+    ax.set_yticks(range(branches), [f"branch {branches - i}" for i in range(branches)])
+    ax.set(xlim=(-0.6, len(parts) - 0.4), ylim=(-0.6, branches - 0.4))
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_receptive_fields(maps: dict[str, tuple[np.ndarray, int]], zoom: int = 8):
+    """Effective receptive fields side by side: each map (peak 1) on a log colour scale, cropped to
+    ``zoom`` pixels around the centre, with a square marking the measured radius."""
+    from matplotlib.colors import LogNorm
+
+    fig, axes = plt.subplots(1, len(maps), figsize=(3.4 * len(maps), 3.4), squeeze=False)
+    for ax, (label, (erf, radius)) in zip(axes[0], maps.items()):
+        cy, cx = erf.shape[0] // 2, erf.shape[1] // 2
+        crop = erf[cy - zoom : cy + zoom + 1, cx - zoom : cx + zoom + 1]
+        image = ax.imshow(np.clip(crop, 1e-4, 1), norm=LogNorm(1e-4, 1), cmap="magma")
+        ax.add_patch(
+            Rectangle(
+                (zoom - radius - 0.5, zoom - radius - 0.5),
+                2 * radius + 1,
+                2 * radius + 1,
+                fill=False,
+                edgecolor="cyan",
+                linewidth=1.5,
+            )
+        )
+        ax.set_title(f"{label}: radius {radius} px", fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(image, ax=list(axes[0]), shrink=0.8, label="|gradient| / peak")
+    return fig
+
+
+def plot_maps(maps: dict[str, np.ndarray], image=None, title: str | None = None):
+    """A row of labelled (H, W) maps, each with its own colour scale, after the input image if given."""
+    panels = ([("input", None)] if image is not None else []) + list(maps.items())
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.8), squeeze=False)
+    for ax, (label, values) in zip(axes[0], panels):
+        ax.imshow(_to_uint8_image(image) if values is None else values, cmap=None if values is None else "viridis")
+        ax.set_title(label, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_attention(attention: np.ndarray, title: str | None = None):
+    """One head's channel-to-channel attention matrix (rows: the channel being rebuilt)."""
+    fig, ax = plt.subplots(figsize=(4.2, 3.6))
+    image = ax.imshow(attention, cmap="viridis")
+    ax.set(xlabel="key channel", ylabel="query channel")
+    fig.colorbar(image, ax=ax, label="weight")
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_cost_by_part(costs: dict[str, Sequence[dict]], title: str | None = None):
+    """Parameters (M) and FLOPs (G) per part, one bar per model (rows of :func:`emr_lib.efficiency.cost_by_part`)."""
+    longest_first = sorted(costs.values(), key=len, reverse=True)  # the fullest model sets the order
+    parts = list(dict.fromkeys(row["part"] for rows in longest_first for row in rows))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.25 * len(parts) * len(costs) + 1.4), sharey=True)
+    height = 0.8 / len(costs)
+    for i, (model, rows) in enumerate(costs.items()):
+        by_part = {row["part"]: row for row in rows}
+        y = np.arange(len(parts)) + i * height
+        for ax, key, scale in ((axes[0], "params", 1e6), (axes[1], "flops", 1e9)):
+            ax.barh(y, [by_part.get(p, {}).get(key, 0) / scale for p in parts], height, label=model)
+    axes[0].set_yticks(np.arange(len(parts)) + height * (len(costs) - 1) / 2, parts)
+    axes[0].invert_yaxis()
+    axes[0].set(xlabel="parameters (M)")
+    axes[1].set(xlabel="FLOPs (G, torch counter)")
+    axes[1].legend()
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig
 

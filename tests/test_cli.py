@@ -81,7 +81,7 @@ def test_store_checked_outputs_through_the_cli_restores_cleared_outputs(tmp_path
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.cells = [
         nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("# NBVAL_CHECK_OUTPUT\nprint(6 * 7)"),
+        nbformat.v4.new_code_cell("print(6 * 7)", metadata={"tags": ["nbval-check-output"]}),
         nbformat.v4.new_code_cell("print('not checked')"),
     ]
     path = tmp_path / "notebooks" / "01_tiny.ipynb"

@@ -72,7 +72,7 @@ def test_site_pages_load_in_chromium_with_every_image(site, browser):
             )
         )
         assert all(ok for _, ok in images), f"{page.name}: images not shown: {[s for s, ok in images if not ok]}"
-        if page.stem in ("index", "03_training"):
+        if page.stem in ("index", "04_training"):
             browser.save_screenshot(str(shots / f"{'home' if page.stem == 'index' else page.stem}.png"))
-    assert (shots / "home.png").is_file() and (shots / "03_training.png").is_file()
+    assert (shots / "home.png").is_file() and (shots / "04_training.png").is_file()
     (shots / "pages.json").write_text(json.dumps([p.name for p in pages]))

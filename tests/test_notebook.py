@@ -41,7 +41,7 @@ def test_notebook_runs_are_reused_resumed_and_never_deleted(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_notebook_03_runs_from_a_built_wheel_in_an_empty_folder(tmp_path):
+def test_notebook_04_runs_from_a_built_wheel_in_an_empty_folder(tmp_path):
     """Colab's situation: the kit installed as a package (not the checkout), the notebook alone in a folder."""
     wheels, site, work = tmp_path / "wheels", tmp_path / "site", tmp_path / "work"
     work.mkdir()
@@ -59,10 +59,10 @@ def test_notebook_03_runs_from_a_built_wheel_in_an_empty_folder(tmp_path):
         text=True,
     )
     assert probe.stdout.startswith(str(site)), probe.stdout
-    shutil.copy(REPO / "notebooks" / "03_training.ipynb", work)
-    command = [sys.executable, "-m", "papermill", "03_training.ipynb", "executed.ipynb", "--no-progress-bar"]
+    shutil.copy(REPO / "notebooks" / "04_training.ipynb", work)
+    command = [sys.executable, "-m", "papermill", "04_training.ipynb", "executed.ipynb", "--no-progress-bar"]
     subprocess.run([*command, "-k", "python3"], cwd=work, env=env, check=True, capture_output=True)
     assert (work / "runs" / "notebooks" / "quick" / "emr_hrnet" / "record.json").is_file()
     assert (
-        list((work / "figures" / "quick").glob("03_*.png")) and (work / "figures" / "quick" / "manifest.json").is_file()
+        list((work / "figures" / "quick").glob("04_*.png")) and (work / "figures" / "quick" / "manifest.json").is_file()
     )

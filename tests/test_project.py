@@ -32,7 +32,7 @@ def test_extras_hold_what_the_notebooks_and_tests_need():
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     notebooks = {_name(d) for d in extras["notebooks"]}
     assert {"jupyterlab", "ipywidgets", "papermill", "ipykernel", "matplotlib"} <= notebooks
-    assert {"rasterio", "shapely", "pyogrio", "onnx", "onnxruntime"} <= notebooks  # map, export, notebook 08
+    assert {"rasterio", "shapely", "pyogrio", "onnx", "onnxruntime"} <= notebooks  # map, export, notebook 09
     assert {"pytest", "nbval", "papermill"} <= {_name(d) for d in extras["test"]}
 
 
@@ -48,7 +48,7 @@ def test_notebook_badges_and_install_cells_point_at_the_repository():
     repository = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
     github_path = repository.removeprefix("https://github.com/")
     notebooks = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    assert len(notebooks) == 8
+    assert len(notebooks) == 9
     for path in notebooks:
         cells = json.loads(path.read_text())["cells"]
         title, install = "".join(cells[0]["source"]), "".join(cells[1]["source"])
@@ -93,7 +93,7 @@ def test_reproduction_ledger_is_current_and_covers_every_table_and_figure():
 
 
 def test_episodes_have_exercises_each_followed_by_a_hidden_solution():
-    for number in ("01", "02", "03", "04", "05", "07"):
+    for number in ("01", "02", "03", "04", "05", "06", "08"):
         path = next((REPO / "notebooks").glob(f"{number}_*.ipynb"))
         cells = json.loads(path.read_text())["cells"]
         exercises = [i for i, cell in enumerate(cells) if "exercise" in cell["metadata"].get("tags", [])]
@@ -171,7 +171,7 @@ def test_mapping_doc_numbers_are_the_committed_results():
     for name, label in (("emr_hrnet", "EMR-HRNet, workshop profile"), ("emr_hrnet-scalejitter", "scale_jitter")):
         values = [f"{100 * row['mIoU']:.2f}" for row in json.loads((robustness / f"{name}.json").read_text())["scales"]]
         assert " | ".join(values) in text, f"docs/mapping.md's {label} row is not {robustness / name}.json"
-    finetuning = (REPO / "figures" / "workshop" / "08_finetuning.csv").read_text().splitlines()
+    finetuning = (REPO / "figures" / "workshop" / "09_finetuning.csv").read_text().splitlines()
     before, after = (line.split(",") for line in finetuning[1:3])
     for row in (before, after):
         assert f"{float(row[1]):.1f}" in text and f"(landslide IoU {float(row[2]):.1f})" in text
@@ -185,3 +185,28 @@ def test_a_status_made_of_several_counts_is_the_weakest_of_them():
     assert _count_word(29.55, 29.55) == "reproduced" and _count_word(2.37, 1.97) == "close"
     assert _count_word(0.92, 1.97) == "not reproduced"
     assert _worst(["reproduced", "close"]) == "close" and _worst(["close", "not reproduced"]) == "not reproduced"
+
+
+def test_no_notebook_carries_test_markers_and_every_episode_links_the_glossary():
+    glossary = (REPO / "docs" / "glossary.md").read_text()
+    headings = [line for line in glossary.splitlines() if line.startswith("**")]  # each term, then ": its definition"
+    for term in (
+        "HRNet",
+        "Branch",
+        "Fusion",
+        "DEMA",
+        "EMA",
+        "RMA",
+        "RAD",
+        "RefConv",
+        "MDTA",
+        "CenterRep",
+        "mIoU",
+        "GSD",
+    ):
+        assert any(term in line for line in headings), f"docs/glossary.md does not define {term}"
+    for path in sorted((REPO / "notebooks").glob("0*.ipynb")):
+        text = path.read_text()
+        assert "NBVAL_" not in text, f"{path.name}: nbval markers belong in cell tags"
+        header = "".join(json.loads(text)["cells"][0]["source"])
+        assert "docs/glossary.md" in header, f"{path.name}: the header does not link the glossary"

@@ -218,3 +218,34 @@ def test_paper_profile_history_warms_up_as_the_reference_and_centerrep_governs_t
     for name in ("quick", "workshop"):  # their schedules as they have always been: no ramp
         config = get_config(name)
         assert lr_at(0, config) == config.lr
+
+
+def test_a_hand_written_loop_computes_the_same_losses_as_train(tmp_path, capsys):
+    """Notebook 04's loop by hand (forward, loss, backward, step, schedule) against the kit's train."""
+    from emr_lib.runtime import seed_everything
+    from emr_lib.train import epoch_loader, make_optimizer, segmentation_loss
+
+    config = _tiny(model="emr_hrnet")
+    seed_everything(config.seed)
+    train_set = run_datasets(config).train()
+    model = build_run_model(config)
+    optimizer = make_optimizer(model, config)
+    model.train()
+    for group in optimizer.param_groups:
+        group["lr"] = lr_at(0, config)
+    hand = []
+    for step, batch in enumerate(epoch_loader(train_set, config, 0)):
+        if step == 3:
+            break
+        loss = segmentation_loss(model(batch["image"]), batch["mask"], config.loss)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        hand.append(loss.item())
+
+    kit = []
+    train(config, tmp_path, stop_after=1, progress=False, compact=True, on_step=kit.append)
+    assert len(kit) >= 3
+    assert kit[:3] == pytest.approx(hand, rel=1e-5)
+    assert hand[0] != hand[1]  # the steps moved the weights
+    assert "epoch 1/" not in capsys.readouterr().out  # compact: no line per epoch

@@ -305,7 +305,7 @@ def _add_table(commands) -> None:
         "table",
         help="rebuild the paper's Table 2, 4 or 5: run (or reuse) its runs and print it beside the paper's",
         description="Run or reuse the runs behind a table (emr_lib/experiments.py) in the notebooks' runs folder, "
-        "so runs made by notebooks 03-05 are reused, and print the table beside the paper's.",
+        "so runs made by notebooks 04-06 are reused, and print the table beside the paper's.",
     )
     table.add_argument("number", type=int, help="2 (models; 3 on prepared Sichuan data), 4 (ablation) or 5 (blocks)")
     table.add_argument("--profile", default="quick", choices=list(PROFILES), help=PROFILE_HELP)

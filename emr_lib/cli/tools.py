@@ -208,10 +208,10 @@ def _add_pipeline(commands) -> None:
     )
     pipe.add_argument("--profile", default="quick", choices=list(PROFILES), help=PROFILE_HELP)
     pipe.add_argument("--data", help=DATA_HELP)
-    pipe.add_argument("--only", nargs="+", metavar="NN", help="run only these notebooks, e.g. --only 03,04")
+    pipe.add_argument("--only", nargs="+", metavar="NN", help="run only these notebooks, e.g. --only 04,05")
     pipe.add_argument(
         "--scene",
-        help="UAV scene folder (image.png + mask.png) for notebooks 01 and 07 "
+        help="UAV scene folder (image.png + mask.png) for notebooks 01 and 08 "
         "(default: $EMR_SCENE, else data/uav-scene if present, else a synthetic scene)",
     )
     pipe.add_argument("--device", default="auto", help=DEVICE_HELP)
@@ -227,7 +227,7 @@ def _add_pipeline(commands) -> None:
     pipe.add_argument(
         "--store-checked-outputs",
         action="store_true",
-        help="maintainers: afterwards copy the outputs that nbval checks (cells marked # NBVAL_CHECK_OUTPUT) "
+        help="maintainers: afterwards copy the outputs that nbval checks (cells tagged nbval-check-output) "
         "into notebooks/ and strip every other output",
     )
     pipe.set_defaults(func=_cmd_pipeline)

@@ -95,6 +95,16 @@ class EMA(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
+        return (x.reshape(b, self.groups, c // self.groups, h * w) * self.weights(x)).reshape(b, c, h, w)
+
+    def weights(self, x: torch.Tensor, parts: dict | None = None) -> torch.Tensor:
+        """The re-weighting map (B, G, 1, HW) that multiplies each group of ``x``.
+
+        ``parts``, when given, receives the intermediate maps by name: ``gate_h`` (B, C, H, 1) and
+        ``gate_w`` (B, C, 1, W), the 1x1 branch's sigmoid gates; ``branch_1x1`` and ``branch_3x3``
+        (B, C, H, W), the two branches' outputs.
+        """
+        b, c, h, w = x.shape
         g, cg = self.groups, c // self.groups
         pooled_h = x.mean(dim=3, keepdim=True)  # (B, C, H, 1)
         pooled_w = x.mean(dim=2, keepdim=True).transpose(2, 3)  # (B, C, W, 1)
@@ -109,7 +119,9 @@ class EMA(nn.Module):
         a1 = x1.mean(dim=(2, 3)).reshape(b, g, 1, cg).softmax(dim=-1)
         a2 = x2.mean(dim=(2, 3)).reshape(b, g, 1, cg).softmax(dim=-1)
         weights = a1 @ x2.reshape(b, g, cg, h * w) + a2 @ x1.reshape(b, g, cg, h * w)
-        return (x.reshape(b, g, cg, h * w) * weights.sigmoid()).reshape(b, c, h, w)
+        if parts is not None:
+            parts.update(gate_h=gate_h.sigmoid(), gate_w=gate_w.transpose(2, 3).sigmoid(), branch_1x1=x1, branch_3x3=x2)
+        return weights.sigmoid()
 
 
 class LayerNorm2d(nn.LayerNorm):
@@ -141,15 +153,18 @@ class MDTA(nn.Module):
         )
         self.proj = nn.Conv2d(channels, channels, kernel_size=1, bias=bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The channel attention (B, heads, C/heads, C/heads) and the values (B, heads, C/heads, HW)."""
         b, c, h, w = x.shape
         q, k, v = self.qkv_dwconv(self.qkv(self.norm(x))).chunk(3, dim=1)
         q, k, v = (t.reshape(b, self.heads, c // self.heads, h * w) for t in (q, k, v))
         q = F.normalize(q, dim=-1)
         k = F.normalize(k, dim=-1)
-        attn = (q @ k.transpose(-2, -1) * self.temperature).softmax(dim=-1)  # (B, heads, c, c)
-        out = (attn @ v).reshape(b, c, h, w)
-        return x + self.proj(out)
+        return (q @ k.transpose(-2, -1) * self.temperature).softmax(dim=-1), v
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        attn, v = self.attention(x)
+        return x + self.proj((attn @ v).reshape(x.shape))
 
 
 class RefConv(nn.Module):

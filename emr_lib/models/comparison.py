@@ -10,7 +10,7 @@
 
 The paper's numbers come from the "bubbliiiing" implementations. smp's are lighter,
 some by much: DeepLabV3+ has about a quarter fewer parameters and U-Net under half the
-FLOPs at 512 px (notebook 06 and REPRODUCTION.md give both counts side by side).
+FLOPs at 512 px (notebook 07 and REPRODUCTION.md give both counts side by side).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ EMR-HRNet changes three things:
    every branch in every high-resolution module (26 of 104 at W32, 9 of 18 at
    "18_small", just before each cross-resolution fusion), which the kit used by default
    before; EMA's many small ops make the paper placement slower on a CPU than its
-   FLOPs suggest (notebook 06 and ``python -m emr_lib efficiency`` measure both). Conv
+   FLOPs suggest (notebook 07 and ``python -m emr_lib efficiency`` measure both). Conv
    weights keep timm's names, so ImageNet HRNet weights still load.
 2. **The RMA pyramid** (our wiring; the paper's figures are missing): a top-down
    pass with 1x1 laterals spreads deep semantics to the fine branches, then a
