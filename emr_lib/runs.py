@@ -71,6 +71,11 @@ class RunPlan:
     moved_to: Path | None = None  # where an earlier run was moved aside
 
 
+# settings that say where a run was computed, not what it is: a run made on the instructor's GPU
+# (device cuda) is the run a learner's notebook (device auto) asks for
+WHERE_NOT_WHAT = frozenset({"device", "num_workers"})
+
+
 def _data_names(data: str) -> list[str]:
     """The data folders' names (``synthetic`` as it is), without where they lie."""
     return [part if part == "synthetic" else Path(part).name for part in data.split(",")]
@@ -81,9 +86,12 @@ def _same_run(held: dict, wanted: dict, config: TrainConfig) -> bool:
     wanted settings: the same settings, or the same but for the data's path, with folders of the same
     names that now hold exactly the data the run read."""
     stored = as_stored(held.get("config"))
-    if stored == wanted:
+    if stored is None:
+        return False
+    differing = {k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k)} - WHERE_NOT_WHAT
+    if not differing:
         return True
-    if stored is None or {k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k)} != {"data"}:
+    if differing != {"data"}:
         return False
     if _data_names(stored["data"]) != _data_names(wanted["data"]) or not held.get("data_fingerprint"):
         return False

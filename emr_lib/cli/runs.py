@@ -24,6 +24,7 @@ from ..run_data import run_datasets
 from ..runs import run_or_reuse
 from ..runtime import select_device
 from ..uncertainty import CompareError, compare_runs, paired_differences, seed_summary
+from ..workshop import EPISODES, describe, episode_runs, pack_runs, unpack_runs
 from .common import DATA_HELP, DEVICE_HELP, MULTI_DATA_HELP, PROFILE_HELP, CLIError, data_option, in_range
 
 
@@ -348,6 +349,50 @@ def _add_compare(commands) -> None:
     compare.set_defaults(func=_cmd_compare)
 
 
+def _cmd_workshop(args: argparse.Namespace) -> None:
+    runs_root = Path(args.runs) if args.runs else project_root() / "runs" / "notebooks"
+    if args.action == "pack":
+        episodes = [e.strip().zfill(2) for part in args.only or [",".join(EPISODES)] for e in part.split(",")]
+        unknown = sorted(set(episodes) - set(EPISODES))
+        if unknown:
+            raise CLIError(f"--only {','.join(unknown)}: the episodes with runs are {', '.join(EPISODES)}")
+        wanted = episode_runs(episodes, args.models, args.tables, args.seed)
+        manifest = pack_runs(args.archive, runs_root, args.profile, wanted)
+        print(describe(manifest, runs_root))
+        print(
+            f"packed into {args.archive}; on each learner's machine: python -m emr_lib workshop unpack {args.archive}"
+        )
+        return
+    if not Path(args.archive).is_file():
+        raise CLIError(f"{args.archive} does not exist: copy the instructor's archive here first")
+    try:
+        manifest = unpack_runs(args.archive, runs_root)
+    except (ValueError, OSError) as err:
+        raise CLIError(str(err)) from err
+    print(describe(manifest, runs_root))
+    print(f"the notebooks reuse these runs with EMR_PROFILE={manifest['profile']} (and the same data)")
+
+
+def _add_workshop(commands) -> None:
+    """``workshop pack|unpack``: hand the pre-run runs of a workshop to the learners."""
+    workshop = commands.add_parser(
+        "workshop",
+        help="pack the runs a workshop's episodes need into one zip, or unpack it where the notebooks look",
+        description="pack: gather the runs episodes 04-09 will ask for (at the given notebook parameters) "
+        "from the runs folder into ARCHIVE, with a manifest. unpack: put them into the runs folder and "
+        "say which are ready, which resume and which are missing.",
+    )
+    workshop.add_argument("action", choices=["pack", "unpack"])
+    workshop.add_argument("archive", help="the zip file to write (pack) or read (unpack)")
+    workshop.add_argument("--profile", default="workshop", choices=list(PROFILES), help=PROFILE_HELP)
+    workshop.add_argument("--only", nargs="+", metavar="NN", help="pack: only these episodes, e.g. --only 04,05")
+    workshop.add_argument("--models", default="all", help="pack: notebook 05's models parameter (default all)")
+    workshop.add_argument("--tables", default="4,5", help="pack: notebook 06's tables parameter (default 4,5)")
+    workshop.add_argument("--seed", type=int, default=0, help="pack: the notebooks' seed parameter (default 0)")
+    workshop.add_argument("--runs", help="runs folder (default: runs/notebooks in the project, the notebooks')")
+    workshop.set_defaults(func=_cmd_workshop)
+
+
 def add(commands) -> None:
-    for add_command in (_add_train, _add_evaluate, _add_table, _add_compare):
+    for add_command in (_add_train, _add_evaluate, _add_table, _add_compare, _add_workshop):
         add_command(commands)

@@ -1,0 +1,103 @@
+import json
+import os
+import shutil
+import zipfile
+
+import pytest
+
+from conftest import REPO
+from emr_lib.cli import main
+from emr_lib.profiles import get_config
+from emr_lib.runs import plan_run
+from emr_lib.train import train
+from emr_lib.workshop import MANIFEST, episode_runs, pack_runs, unpack_runs
+
+TINY = dict(synthetic_n=24, synthetic_size=64, size=64, epochs=1, batch_size=8)
+
+
+def test_episode_runs_follow_the_notebooks_parameters():
+    runs = {(run.name, run.seed): run.episodes for run in episode_runs(("04", "05", "06"), "hrnet,emr_hrnet", "4")}
+    assert runs[("emr_hrnet", 0)] == ("04", "05")
+    assert runs[("emr_hrnet", 1)] == ("04",)  # notebook 04's exercise 2: the next seed
+    assert ("hrnet", 0) in runs and ("pspnet", 0) not in runs
+    assert sum(name.startswith("ablation_") for name, _ in runs) == 6  # Table 4 only
+    table5 = episode_runs(("06",), tables="4,5")
+    assert [run.episodes for run in table5 if run.name == "ablation_dema"] == [("06",)]  # shared with Table 5, once
+
+
+def _snapshot(root):
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
+
+
+def test_a_packed_run_is_reused_at_another_path_with_no_epoch_trained(tmp_path, capsys):
+    teacher, learner = tmp_path / "teacher" / "kit", tmp_path / "elsewhere" / "learner" / "kit"
+    config = get_config("quick", model="hrnet", **TINY)
+    train(config, teacher / "runs" / "quick" / "hrnet", progress=False)
+    wanted = [run for run in episode_runs(("05",), "hrnet") if run.name == "hrnet"]
+    manifest = pack_runs(tmp_path / "runs.zip", teacher / "runs", "quick", wanted)
+    assert [entry["status"] for entry in manifest["runs"]] == ["ready"]
+    with zipfile.ZipFile(tmp_path / "runs.zip") as zf:
+        names = zf.namelist()
+    assert MANIFEST in names and "quick/hrnet/record.json" in names and "quick/hrnet/last.pt" not in names
+
+    shutil.rmtree(teacher)  # the instructor's folder is gone: nothing may point back to it
+    unpacked = unpack_runs(tmp_path / "runs.zip", learner / "runs")
+    assert unpacked["runs"][0]["unpacked"] == "ready"
+    before = _snapshot(learner / "runs")
+    plan = plan_run(learner / "runs" / "quick" / "hrnet", config)
+    assert plan.action == "reuse"
+    assert main(["workshop", "unpack", str(tmp_path / "runs.zip"), "--runs", str(learner / "runs")]) == 0
+    assert "kept" in capsys.readouterr().out  # a second unpack leaves the learner's runs alone
+    assert _snapshot(learner / "runs") == before
+
+
+def test_unpack_refuses_an_archive_that_writes_outside_its_folder(tmp_path):
+    with zipfile.ZipFile(tmp_path / "bad.zip", "w") as zf:
+        zf.writestr(MANIFEST, json.dumps({"profile": "quick", "runs": []}))
+        zf.writestr("../escape.txt", "x")
+    with pytest.raises(ValueError, match="outside"):
+        unpack_runs(tmp_path / "bad.zip", tmp_path / "runs")
+    assert not (tmp_path / "escape.txt").exists()
+
+
+def test_rehearsal_a_learner_unpacks_the_quick_runs_and_runs_04_to_06_without_training(tmp_path):
+    """The instructor's runs (the quick pipeline's, in the project) packed, unpacked by a learner at
+    another path; notebooks 04-06 then train no run (the hand loop of 04 takes a few steps in a
+    scratch folder, as it always does)."""
+    import papermill
+
+    teacher_runs = REPO / "runs" / "notebooks"
+    if not (teacher_runs / "quick" / "emr_hrnet" / "record.json").is_file():
+        if os.environ.get("CI"):
+            pytest.fail("no quick runs: the README's set-up command runs the pipeline first")
+        pytest.skip("run python -m emr_lib pipeline --profile quick first")
+    archive = tmp_path / "workshop-runs.zip"
+    assert main(["workshop", "pack", str(archive), "--profile", "quick", "--only", "04,05,06"]) == 0
+    learner = tmp_path / "learner"
+    assert main(["workshop", "unpack", str(archive), "--runs", str(learner / "runs")]) == 0
+    manifest = json.loads(zipfile.ZipFile(archive).read(MANIFEST))
+    assert all(entry["status"] == "ready" for entry in manifest["runs"]), manifest["runs"]
+    before = _snapshot(learner / "runs")
+
+    for name in ("04_training", "05_model_comparison", "06_ablation"):
+        papermill.execute_notebook(
+            str(REPO / "notebooks" / f"{name}.ipynb"),
+            str(tmp_path / f"{name}.ipynb"),
+            parameters=dict(
+                profile="quick",
+                data="synthetic",
+                device="cpu",
+                output_dir=str(learner / "runs"),
+                figures_dir=str(learner / "figures"),
+            ),
+            cwd=str(tmp_path),
+            progress_bar=False,
+            kernel_name="python3",
+        )
+    assert _snapshot(learner / "runs") == before  # no run trained, resumed, moved aside or rewritten
+    outputs = "".join(
+        "".join(o.get("text", ""))
+        for c in json.loads((tmp_path / "05_model_comparison.ipynb").read_text())["cells"]
+        for o in c.get("outputs", [])
+    )
+    assert "reusing" in outputs and "parameters on" not in outputs  # reused, no training's first line
