@@ -41,28 +41,43 @@ def test_notebook_runs_are_reused_resumed_and_never_deleted(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_notebook_04_runs_from_a_built_wheel_in_an_empty_folder(tmp_path):
-    """Colab's situation: the kit installed as a package (not the checkout), the notebook alone in a folder."""
-    wheels, site, work = tmp_path / "wheels", tmp_path / "site", tmp_path / "work"
+def test_notebook_04_runs_the_colab_way_from_the_built_wheel(tmp_path):
+    """Colab's situation: a fresh virtualenv whose only packages besides what the first cell installs
+    are Colab's preinstalled ones (here this environment's, reached through a .pth file: torch,
+    Jupyter), ``google.colab`` imported at kernel start, no EMR_* variable set, the notebook alone
+    in a folder; the first cell installs the kit from the built wheel and picks profile, data and
+    output folders."""
+    import sysconfig
+
+    wheels, venv, work, ipython = (tmp_path / name for name in ("wheels", "colab", "content", "ipython"))
     work.mkdir()
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", wheels, REPO], check=True)
     wheel = next(wheels.glob("emr_hrnet_kit-*.whl"))
-    subprocess.run([*pip, "install", "--no-deps", "--target", site, wheel], check=True)
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+    site = next(venv.glob("lib/python*/site-packages"))
+    (site / "colab_preinstalled.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    startup = ipython / "profile_default" / "startup"
+    startup.mkdir(parents=True)
+    (startup / "00-colab.py").write_text(
+        "import sys, types\nsys.modules['google.colab'] = types.ModuleType('google.colab')\n"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("EMR_")}
-    env.update(PYTHONPATH=str(site), EMR_PROFILE="quick", EMR_DATA="synthetic")  # the wheel, not the checkout
-    probe = subprocess.run(
-        [sys.executable, "-c", "import emr_lib; print(emr_lib.__file__)"],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
+    env.update(
+        IPYTHONDIR=str(ipython),
+        PATH=f"{venv / 'bin'}{os.pathsep}{env['PATH']}",
+        EMR_KIT_REQUIREMENT=f"emr-hrnet-kit @ {wheel.as_uri()}",
     )
-    assert probe.stdout.startswith(str(site)), probe.stdout
     shutil.copy(REPO / "notebooks" / "04_training.ipynb", work)
-    command = [sys.executable, "-m", "papermill", "04_training.ipynb", "executed.ipynb", "--no-progress-bar"]
+    command = [venv / "bin" / "python", "-m", "papermill", "04_training.ipynb", "executed.ipynb", "--no-progress-bar"]
     subprocess.run([*command, "-k", "python3"], cwd=work, env=env, check=True, capture_output=True)
-    assert (work / "runs" / "notebooks" / "quick" / "emr_hrnet" / "record.json").is_file()
-    assert (
-        list((work / "figures" / "quick").glob("04_*.png")) and (work / "figures" / "quick" / "manifest.json").is_file()
+    assert (site / "emr_lib" / "train.py").is_file(), "the first cell did not install the wheel"
+    assert not (site / "jupyterlab").exists() and not (site / "papermill").exists()  # Colab has them
+    outputs = "".join(
+        "".join(o.get("text", ""))
+        for c in json.loads((work / "executed.ipynb").read_text())["cells"]
+        for o in c.get("outputs", [])
     )
+    assert "profile quick | data synthetic default" in outputs
+    assert (work / "emr-runs" / "quick" / "emr_hrnet" / "record.json").is_file()
+    assert list((work / "emr-figures").glob("04_*.png")) and (work / "emr-figures" / "manifest.json").is_file()

@@ -30,9 +30,10 @@ def test_environment_yml_matches_pyproject():
 
 def test_extras_hold_what_the_notebooks_and_tests_need():
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    notebooks = {_name(d) for d in extras["notebooks"]}
+    notebooks, maps = ({_name(d) for d in extras[name]} for name in ("notebooks", "maps"))
     assert {"jupyterlab", "ipywidgets", "papermill", "ipykernel", "matplotlib"} <= notebooks
-    assert {"rasterio", "shapely", "pyogrio", "onnx", "onnxruntime"} <= notebooks  # map, export, notebook 09
+    assert "emr-hrnet-kit[maps]" in extras["notebooks"]  # map, export, notebooks 08-09
+    assert {"rasterio", "shapely", "pyogrio", "onnx", "onnxruntime"} == maps  # all Colab installs: it has Jupyter
     assert {"pytest", "nbval", "papermill"} <= {_name(d) for d in extras["test"]}
 
 
@@ -57,6 +58,14 @@ def test_notebook_badges_and_install_cells_point_at_the_repository():
         assert "google.colab" in install and f"git+{repository}" in install, (
             f"{path.name}: the install cell should install the kit from {repository}"
         )
+        wants_maps = path.name[:2] in ("08", "09")  # emr_lib.mapping: rasterio and friends
+        assert ("emr-hrnet-kit[maps] @" in install) == wants_maps and "[notebooks]" not in install
+        for key in ("EMR_PROFILE", "EMR_DATA", "EMR_OUTPUT", "EMR_FIGURES"):  # set before the parameters cell
+            assert f'os.environ.setdefault("{key}"' in install, f"{path.name}: the Colab cell does not set {key}"
+        for cell in cells:
+            if "solution" in cell["metadata"].get("tags", []):  # hidden in Colab, JupyterLab and the site
+                assert "".join(cell["source"]).startswith("# @title") and cell["metadata"]["cellView"] == "form"
+                assert cell["metadata"]["jupyter"]["source_hidden"] and "hide-input" in cell["metadata"]["tags"]
 
 
 def test_every_room_of_the_library_stays_small():
