@@ -25,6 +25,7 @@ from .claims import (
 from .paper import TABLE2, TABLE4, TABLE5, TABLE7
 from .paths import project_root
 from .uncertainty import direction
+from .workshop import rendered_times
 
 __all__ = ["PAPER_ITEMS", "render_ledger", "render_readme_results", "stale_files", "write_ledger"]
 
@@ -294,6 +295,9 @@ def stale_files(root: Path | None = None) -> list[str]:
     readme = (root / "README.md").read_text()
     if _with_readme_results(readme, render_readme_results(root)) != readme:
         stale.append("README.md (results block)")
+    for path, text in rendered_times(root).items():  # the episode times, from their one file
+        if text != path.read_text():
+            stale.append(f"{path.relative_to(root)} (episode times)")
     return stale
 
 
@@ -304,4 +308,6 @@ def write_ledger(root: Path | None = None) -> Path:
     path.write_text(render_ledger(root))
     readme = root / "README.md"
     readme.write_text(_with_readme_results(readme.read_text(), render_readme_results(root)))
+    for quoting, text in rendered_times(root).items():  # after the README's results block: it reads the file
+        quoting.write_text(text)
     return path

@@ -29,7 +29,19 @@ from .paths import shown_path
 from .provenance import provenance
 from .runs import run_dir
 
-__all__ = ["EPISODES", "WantedRun", "episode_runs", "pack_runs", "unpack_runs", "MANIFEST"]
+__all__ = [
+    "EPISODES",
+    "WantedRun",
+    "episode_runs",
+    "pack_runs",
+    "unpack_runs",
+    "MANIFEST",
+    "TIMES_FILE",
+    "episode_times",
+    "header_lines",
+    "render_guide_block",
+    "rendered_times",
+]
 
 MANIFEST = "workshop-manifest.json"
 # the episodes that train or reuse runs of their own, by notebook number
@@ -183,3 +195,157 @@ def describe(manifest: dict, runs_root: str | Path) -> str:
     }
     lines.append(", ".join(f"{n} {key}" for key, n in counts.items() if n))
     return "\n".join(lines)
+
+
+# --- the times quoted to learners, from one file ------------------------------------------------
+
+TIMES_FILE = Path("benchmarks") / "results" / "episode-times.json"
+GUIDE = Path("docs") / "instructor-guide.md"
+GUIDE_BLOCKS = ("episodes", "schedules")
+README_QUICK = ("<!-- quick-time:begin -->", "<!-- quick-time:end -->")
+
+
+def episode_times(root: Path) -> dict:
+    """The committed episode times (:data:`TIMES_FILE`): per episode, minutes to teach and for the
+    exercises and run times per profile; the schedules and their notebook parameters."""
+    return json.loads((root / TIMES_FILE).read_text())
+
+
+def header_lines(times: dict, number: str) -> tuple[str, str]:
+    """A notebook header's "Time to run" and "Teaching" lines."""
+    e = times["episodes"][number]
+    run = (
+        "**Time to run** (quick and workshop measured on a 2-core CPU, paper estimated; "
+        f"`{TIMES_FILE.as_posix()}`): quick {e['quick']}; workshop {e['workshop']}; paper {e['paper']}."
+    )
+    teach = f"**Teaching:** {e['teach_min']} min" + (
+        f" · **Exercises:** {e['exercise_min']} min" if e["exercise_min"] else ""
+    )
+    return run, teach
+
+
+def _minutes(clock: str, minutes: int) -> str:
+    hours, mins = (int(x) for x in clock.split(":"))
+    total = hours * 60 + mins + minutes
+    return f"{total // 60}:{total % 60:02d}"
+
+
+def _slots(times: dict, schedule: dict) -> list[tuple[str, str]]:
+    rows, clock = [], schedule["start"]
+    for slot in schedule["slots"]:
+        if len(slot) == 1:
+            e = times["episodes"][slot[0]]
+            what = f"{slot[0]} {e['title']}" + (", exercises" if e["exercise_min"] else "")
+            minutes = e["teach_min"] + e["exercise_min"]
+        else:
+            what, minutes = slot
+        rows.append((clock, what))
+        clock = _minutes(clock, minutes)
+    return [*rows, (clock, "end")]
+
+
+def _prerun(schedule: dict) -> list[str]:
+    episodes = [slot[0] for slot in schedule["slots"] if len(slot) == 1]
+    training = [e for e in episodes if e in ("04", "05", "06")]
+    params = schedule["params"]
+    flags = f"--models {params['models']} --tables {params['tables']}"
+    # each parameter only where a notebook of the run declares it (the pipeline refuses others)
+    declared = [f"--param models={params['models']}"] * ("05" in training) + [f"--param tables={params['tables']}"] * (
+        "06" in training
+    )
+    lines = [
+        " ".join(
+            [
+                "python -m emr_lib pipeline --profile workshop --data data/bijie",
+                f"--only {','.join(training)}",
+                *declared,
+            ]
+        )
+    ]
+    if "04" in episodes:  # exercise 2 asks for the next seed; the pipeline does not train it
+        lines.append("python -m emr_lib table 2 --rows emr_hrnet --seed 1 --profile workshop --data data/bijie")
+    packed = ",".join(e for e in episodes if e in EPISODES)
+    lines.append(f"python -m emr_lib workshop pack workshop-runs.zip --only {packed} {flags}")
+    return lines
+
+
+def render_guide_block(times: dict, name: str) -> str:
+    """The instructor guide's generated block ``name`` (episodes table, or schedules with pre-run commands)."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    note = f"_Written by `python -m emr_lib ledger` from `{TIMES_FILE.as_posix()}`; do not edit by hand._"
+    if name == "episodes":
+        lines = [
+            note,
+            "",
+            "| episode | teach | exercises | runs live in the workshop profile | what to pre-run |",
+            "|---|---|---|---|---|",
+            *[
+                f"| {n} {e['title']} | {e['teach_min']} min | {e['exercise_min'] or '-'} min | {e['workshop']} | "
+                f"{e['prerun']} |".replace("| - min |", "| - |")
+                for n, e in times["episodes"].items()
+            ],
+            "",
+            f"The quick profile runs all {len(times['episodes'])} notebooks in about "
+            f"{round(times['quick_pipeline']['seconds'] / 60)} min ({times['quick_pipeline']['seconds']} s, "
+            f"{times['quick_pipeline']['source']}).",
+        ]
+    else:
+        lines = [note]
+        for title, schedule in times["schedules"].items():
+            params = schedule["params"]
+            lines += [
+                "",
+                f"### {title}",
+                "",
+                "Learners start JupyterLab with the parameters the pre-run runs were made with:",
+                f"`EMR_PROFILE=workshop EMR_DATA=data/bijie EMR_MODELS={params['models']} "
+                f"EMR_TABLES={params['tables']} jupyter lab notebooks/`.",
+                "",
+                "| time | what |",
+                "|---|---|",
+                *[f"| {clock} | {what} |" for clock, what in _slots(times, schedule)],
+                "",
+                "Before the day, on one machine, one after another (never two trainings at once on 2 cores):",
+                "",
+                "```bash",
+                *_prerun(schedule),
+                "```",
+            ]
+    return "\n".join([begin, *lines, end])
+
+
+def _replace_block(text: str, begin: str, end: str, block: str, where: str) -> str:
+    if begin not in text or end not in text:
+        raise ValueError(f"{where} has no {begin} ... {end} block")
+    before, rest = text.split(begin, 1)
+    return before + block + rest.split(end, 1)[1]
+
+
+def rendered_times(root: Path) -> dict[Path, str]:
+    """Every file that quotes the episode times, as it should read: the guide, the README and the
+    notebooks (their headers)."""
+    times = episode_times(root)
+    guide = (root / GUIDE).read_text()
+    for name in GUIDE_BLOCKS:
+        guide = _replace_block(
+            guide, f"<!-- {name}:begin -->", f"<!-- {name}:end -->", render_guide_block(times, name), str(GUIDE)
+        )
+    readme = (root / "README.md").read_text()
+    quick = f"{README_QUICK[0]}about {round(times['quick_pipeline']['seconds'] / 60)} minutes{README_QUICK[1]}"
+    files = {root / GUIDE: guide, root / "README.md": _replace_block(readme, *README_QUICK, quick, "README.md")}
+    for path in sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        files[path] = _with_header_times(path.read_text(), *header_lines(times, path.name[:2]))
+    return files
+
+
+def _with_header_times(text: str, run: str, teach: str) -> str:
+    notebook = json.loads(text)
+    header = "".join(notebook["cells"][0]["source"])
+    paragraphs = header.split("\n\n")
+    for i, paragraph in enumerate(paragraphs):
+        if paragraph.startswith("**Time to run**"):
+            paragraphs[i] = run
+        elif paragraph.startswith("**Teaching:**"):
+            paragraphs[i] = teach
+    notebook["cells"][0]["source"] = "\n\n".join(paragraphs).splitlines(keepends=True)
+    return json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"

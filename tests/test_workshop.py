@@ -101,3 +101,37 @@ def test_rehearsal_a_learner_unpacks_the_quick_runs_and_runs_04_to_06_without_tr
         for o in c.get("outputs", [])
     )
     assert "reusing" in outputs and "parameters on" not in outputs  # reused, no training's first line
+
+
+def test_the_guide_schedules_fit_and_pre_run_exactly_what_their_episodes_ask_for():
+    import shlex
+
+    from emr_lib.workshop import _prerun, _slots, episode_times
+
+    times = episode_times(REPO)
+    for title, schedule in times["schedules"].items():
+        slots = _slots(times, schedule)
+        hours, minutes = (int(x) for x in slots[-1][0].split(":"))
+        start_h, start_m = (int(x) for x in schedule["start"].split(":"))
+        length = hours * 60 + minutes - start_h * 60 - start_m
+        assert length <= (180 if "3-hour" in title else 8 * 60), f"{title} takes {length} min"
+        episodes = [slot[0] for slot in schedule["slots"] if len(slot) == 1]
+        assert episodes == sorted(episodes)  # in the series' order
+        commands = [shlex.split(line) for line in _prerun(schedule)]
+        pack = next(c for c in commands if c[3:5] == ["workshop", "pack"])
+        only = pack[pack.index("--only") + 1].split(",")
+        assert set(only) == {e for e in episodes if e in ("04", "05", "06", "08", "09")}
+        params = schedule["params"]
+        assert (
+            pack[pack.index("--models") + 1] == params["models"]
+            and pack[pack.index("--tables") + 1] == params["tables"]
+        )
+        pipeline = next(c for c in commands if c[3] == "pipeline")
+        trained = pipeline[pipeline.index("--only") + 1].split(",")
+        assert trained == [e for e in episodes if e in ("04", "05", "06")]
+        wanted = {(r.name, r.seed) for r in episode_runs(only, params["models"], params["tables"])}
+        # what the pipeline trains (notebooks 04-06 at these parameters), plus the next seed of 04's
+        # exercise 2, which the table command trains: nothing more, nothing less
+        made = {(r.name, r.seed) for r in episode_runs(trained, params["models"], params["tables"])}
+        assert wanted == made
+        assert ("emr_hrnet", 1) in wanted and any(c[3] == "table" and "--seed" in c for c in commands)

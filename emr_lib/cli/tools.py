@@ -134,7 +134,7 @@ def _cmd_ledger(args: argparse.Namespace) -> None:
         stale = stale_files(root)
         if stale:
             raise CLIError(f"{' and '.join(stale)} stale: run python -m emr_lib ledger")
-        print("REPRODUCTION.md and the README's results block are up to date")
+        print("REPRODUCTION.md, the README's results block and the episode times (guide, notebooks) are up to date")
         return
     print(f"wrote {write_ledger(root)} and the README's results block")
 
