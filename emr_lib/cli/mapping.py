@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from .common import CLIError, add_required, in_range, take_required
 
@@ -65,7 +66,50 @@ def _cmd_export(args: argparse.Namespace) -> None:
     print(json.dumps(result, indent=1))
 
 
+def _cmd_transfer(args) -> None:
+    from ..profiles import parse_override
+    from ..transfer import transfer_study
+
+    overrides = dict(parse_override(item) for item in args.set or [])
+    recipe = {"lr": args.lr, "warmup_epochs": args.warmup_epochs, "freeze_epochs": args.freeze_epochs}
+    data = "synthetic" if args.target == "synthetic" else str(Path(args.target).expanduser().resolve())
+    if data != "synthetic" and not Path(data).exists():
+        raise CLIError(f"{args.target} does not exist: give a dataset folder (images/ + masks/) or synthetic")
+    try:
+        study = transfer_study(args.checkpoint, data, args.shots, args.seeds, args.out, args.profile, recipe, overrides)
+    except ValueError as err:
+        raise CLIError(str(err)) from err
+    print((Path(args.out) / "transfer.md").read_text())
+    print(f"{len(study['results'])} results in {Path(args.out) / 'transfer.json'}")
+
+
+def _add_transfer(commands) -> None:
+    transfer = commands.add_parser(
+        "transfer",
+        help="few-shot transfer to a new region: zero-shot, fine-tuned and from scratch against k labelled tiles",
+        description="For each k in --shots and each seed, draw k labelled tiles from TARGET's training part; "
+        "test the source CHECKPOINT as it is, fine-tuned on them, and a model trained from scratch on them "
+        "(same epochs) on TARGET's held-out part; write transfer.json, transfer.md and transfer.png to OUT.",
+    )
+    transfer.add_argument("checkpoint", help="the source model (best.pt of a run)")
+    transfer.add_argument(
+        "target", help="the target dataset folder (images/ + masks/, e.g. from data tile) or synthetic"
+    )
+    add_required(transfer, "out", "folder for the runs and results")
+    transfer.add_argument("--shots", nargs="+", type=in_range(int, 1), default=[8, 32, 128], help="values of k")
+    transfer.add_argument("--seeds", nargs="+", type=int, default=[0], help="draws of the k tiles (and training seeds)")
+    transfer.add_argument("--profile", default="quick", choices=["quick", "workshop", "paper"])
+    transfer.add_argument("--lr", type=float, default=2e-4, help="fine-tuning learning rate (default 2e-4)")
+    transfer.add_argument("--warmup-epochs", type=int, default=0, help="fine-tuning warm-up epochs (default 0)")
+    transfer.add_argument("--freeze-epochs", type=int, default=0, help="fine-tuning epochs with the backbone frozen")
+    transfer.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override a training setting, e.g. epochs=20"
+    )
+    transfer.set_defaults(func=_cmd_transfer)
+
+
 def add(commands) -> None:
+    _add_transfer(commands)
     mapper = commands.add_parser(
         "map",
         help="map landslides on a GeoTIFF (or PNG/JPEG) scene: probability, mask and polygons",

@@ -1,0 +1,180 @@
+"""Transfer to a new region, measured: ``python -m emr_lib transfer CHECKPOINT TARGET``.
+
+For each number of labelled target tiles k (``shots``) and each seed, k tiles are drawn from the
+target's training part and three models are tested on the target's held-out part (the same
+images for all three):
+
+- **zero_shot**: the source checkpoint as it is;
+- **finetune**: the source checkpoint trained further on the k tiles with the fine-tuning recipe
+  (``recipe``: learning rate, warm-up and frozen-backbone epochs);
+- **scratch**: the same model trained from scratch on the same k tiles with the profile's recipe
+  and the same number of epochs.
+
+No extra labelled image chooses an epoch: each trained run reports its last epoch (its split has
+a training part and the held-out part only, as the ablation's does). Every number comes with a
+95 % bootstrap interval over the held-out images, and each pair (finetune - scratch,
+finetune - zero_shot) with a paired one, since the images are shared. The held-out part is the
+target's own (names starting ``test_``, as in the Martian tiles) when it has one, else a seeded
+20 % of its images; its training part is the rest (``val_`` images are not used).
+
+Writes ``transfer.json`` (``{"results": [{"shots", "start", "seed", "mIoU", "IoU_landslide",
+"ci_low", "ci_high"}, ...], "comparisons": [...]}``, percent), ``transfer.md`` and ``transfer.png``
+into ``out``, and keeps every run under ``out/k<k>-seed<s>/`` (reused when run again).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoints import load_checkpoint, model_from_checkpoint
+from .data.splits import make_splits, save_splits
+from .figures import table_markdown
+from .inference import per_image_confusion
+from .metrics import segmentation_metrics
+from .profiles import TrainConfig, get_config
+from .provenance import provenance
+from .run_data import run_datasets
+from .runs import run_or_reuse
+from .uncertainty import bootstrap_interval, direction, paired_bootstrap
+
+__all__ = ["FINETUNE_RECIPE", "STARTS", "held_out_split", "transfer_study"]
+
+# the README's fine-tuning recipe before this study: a tenth of the workshop rate, no warm-up
+FINETUNE_RECIPE = {"lr": 2e-4, "warmup_epochs": 0, "freeze_epochs": 0}
+STARTS = ("zero_shot", "finetune", "scratch")
+
+
+def held_out_split(names: list[str], seed: int = 0) -> dict[str, list[str]]:
+    """The target's training pool and held-out part: its own ``train_``/``test_`` parts when its
+    names carry them, else a seeded 80:20 split."""
+    if any(n.startswith("test_") for n in names) and any(n.startswith("train_") for n in names):
+        return {
+            "train": [n for n in names if n.startswith("train_")],
+            "val": [n for n in names if n.startswith("test_")],
+        }
+    return make_splits(names, {"train": 0.8, "val": 0.2}, seed=seed)
+
+
+def _scores(per_image: dict[str, list]) -> dict:
+    total = torch.tensor(np.array(list(per_image.values())).sum(0))
+    metrics = segmentation_metrics(total)
+    low, high = bootstrap_interval(per_image)
+    return {
+        "mIoU": 100 * metrics["mIoU"],
+        "IoU_landslide": 100 * metrics["IoU_landslide"],
+        "ci_low": low,
+        "ci_high": high,
+    }
+
+
+def _source_config(checkpoint: Path, target: str, profile: str, overrides: dict) -> TrainConfig:
+    state = load_checkpoint(checkpoint)
+    config = get_config(profile, model=state["model_name"], data=target, num_classes=state["num_classes"], **overrides)
+    config.model_options = dict(state["model_options"])
+    return config
+
+
+def transfer_study(
+    checkpoint: str | Path,
+    target: str,
+    shots: list[int],
+    seeds: list[int],
+    out: str | Path,
+    profile: str = "quick",
+    recipe: dict | None = None,
+    overrides: dict | None = None,
+    progress: bool = True,
+) -> dict:
+    """Run (or reuse) the study described in the module docstring; return what ``transfer.json`` holds."""
+    checkpoint, out = Path(checkpoint), Path(out)
+    recipe = {**FINETUNE_RECIPE, **(recipe or {})}
+    base = _source_config(checkpoint, target, profile, overrides or {})
+    names = run_datasets(base).base.names
+    parts = held_out_split(sorted(names), base.split_seed)
+    too_many = [k for k in shots if k > len(parts["train"])]
+    if too_many:
+        raise ValueError(f"shots {too_many}: the target's training part has only {len(parts['train'])} images")
+
+    results, comparisons = [], []
+    zero_shot = None
+    for k in shots:
+        for seed in seeds:
+            folder = out / f"k{k}-seed{seed}"
+            drawn = sorted(np.random.default_rng(seed).choice(parts["train"], size=k, replace=False).tolist())
+            save_splits({"train": drawn, "val": parts["val"]}, folder / "splits")
+            common = dict(split_dir=str(folder / "splits"), seed=seed)
+            scratch = _source_config(checkpoint, target, profile, {**(overrides or {}), **common})
+            finetune = _source_config(checkpoint, target, profile, {**(overrides or {}), **common, **recipe})
+            finetune.init = str(checkpoint)
+            per_image = {}
+            for start, config in (("finetune", finetune), ("scratch", scratch)):
+                record = run_or_reuse(config, folder / start, "auto", progress=progress, compact=True)
+                per_image[start] = record["test_per_image"]
+            if zero_shot is None:  # the same held-out images every time: evaluated once
+                model = model_from_checkpoint(checkpoint)
+                zero_shot = per_image_confusion(model, run_datasets(scratch).val)
+            per_image["zero_shot"] = zero_shot
+            for start in STARTS:
+                results.append({"shots": k, "start": start, "seed": seed, **_scores(per_image[start])})
+            for a, b in (("finetune", "scratch"), ("finetune", "zero_shot")):
+                pair = paired_bootstrap(per_image[a], per_image[b])
+                comparisons.append(
+                    {
+                        "shots": k,
+                        "seed": seed,
+                        "a": a,
+                        "b": b,
+                        "mIoU_diff": pair["mIoU_diff"],
+                        "ci_low": pair["ci_low"],
+                        "ci_high": pair["ci_high"],
+                        "direction": direction(pair["ci_low"], pair["ci_high"]),
+                    }
+                )
+    study = {
+        "results": results,
+        "comparisons": comparisons,
+        "settings": {
+            "checkpoint": checkpoint.name,
+            "target": Path(target).name if target != "synthetic" else "synthetic",
+            "held_out_images": len(parts["val"]),
+            "training_pool": len(parts["train"]),
+            "profile": profile,
+            "recipe": recipe,
+            "overrides": overrides or {},
+            "epochs": base.epochs,
+        },
+        "provenance": provenance(),
+    }
+    _write(study, out)
+    return study
+
+
+def _write(study: dict, out: Path) -> None:
+    from . import viz  # plotting only here: matplotlib stays out of the study's imports
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "transfer.json").write_text(json.dumps(study, indent=1))
+    settings, origin = study["settings"], study["provenance"]
+    caption = (
+        f"Transfer of {settings['checkpoint']} to {settings['target']} ({settings['held_out_images']} held-out images, "
+        f"profile {settings['profile']}, {settings['epochs']} epochs, fine-tuning {settings['recipe']}), "
+        f"commit {origin.get('commit')}, {origin.get('device')}; "
+        "percent, 95 % bootstrap intervals over the held-out images"
+    )
+    rows = study["results"]
+    columns = ["shots", "seed", "start", "mIoU", "ci_low", "ci_high", "IoU_landslide"]
+    pairs = ["shots", "seed", "a", "b", "mIoU_diff", "ci_low", "ci_high", "direction"]
+    text = "\n\n".join(
+        [
+            caption,
+            table_markdown(rows, columns),
+            "Paired differences (a - b):",
+            table_markdown(study["comparisons"], pairs),
+        ]
+    )
+    (out / "transfer.md").write_text(text + "\n")
+    viz.save_figure(viz.plot_transfer(study["results"]), out / "transfer.png", caption)
