@@ -41,7 +41,7 @@ from .run_data import run_datasets
 from .runs import run_or_reuse
 from .uncertainty import bootstrap_interval, direction, paired_bootstrap
 
-__all__ = ["FINETUNE_RECIPE", "STARTS", "held_out_split", "transfer_study"]
+__all__ = ["FINETUNE_RECIPE", "STARTS", "held_out_split", "transfer_study", "plot_transfer"]
 
 # the README's fine-tuning recipe before this study: a tenth of the workshop rate, no warm-up
 FINETUNE_RECIPE = {"lr": 2e-4, "warmup_epochs": 0, "freeze_epochs": 0}
@@ -153,6 +153,29 @@ def transfer_study(
     return study
 
 
+def plot_transfer(results: list[dict]):
+    """mIoU and landslide IoU (%) against the number of labelled target tiles, one colour per start
+    (zero_shot, finetune, scratch): each seed a point with its 95 % interval (mIoU), the mean a line."""
+    import matplotlib.pyplot as plt  # plotting only here: the study itself needs no matplotlib
+
+    starts = list(dict.fromkeys(r["start"] for r in results))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for colour, start in zip(("0.5", "tab:blue", "tab:orange", "tab:green"), starts):
+        rows = [r for r in results if r["start"] == start]
+        shots = sorted({r["shots"] for r in rows})
+        for ax, key in zip(axes, ("mIoU", "IoU_landslide")):
+            means = [np.mean([r[key] for r in rows if r["shots"] == k]) for k in shots]
+            ax.plot(shots, means, "-", color=colour, label=start)
+            for r in rows:
+                error = [[r[key] - r["ci_low"]], [r["ci_high"] - r[key]]] if key == "mIoU" else None
+                ax.errorbar(r["shots"], r[key], yerr=error, fmt="o", color=colour, markersize=3, alpha=0.7)
+    for ax, label in zip(axes, ("mIoU (%)", "landslide IoU (%)")):
+        ax.set(xscale="log", xlabel="labelled target tiles (k)", ylabel=label)
+    axes[0].legend()
+    fig.tight_layout()
+    return fig
+
+
 def _write(study: dict, out: Path) -> None:
     from . import viz  # plotting only here: matplotlib stays out of the study's imports
 
@@ -177,4 +200,4 @@ def _write(study: dict, out: Path) -> None:
         ]
     )
     (out / "transfer.md").write_text(text + "\n")
-    viz.save_figure(viz.plot_transfer(study["results"]), out / "transfer.png", caption)
+    viz.save_figure(plot_transfer(study["results"]), out / "transfer.png", caption)

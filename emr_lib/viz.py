@@ -34,7 +34,6 @@ __all__ = [
     "plot_receptive_fields",
     "plot_attention",
     "plot_maps",
-    "plot_transfer",
     "plot_cost_by_part",
     "save_figure",
     "OVERLAY_COLOURS",
@@ -381,27 +380,6 @@ def plot_cost_by_part(costs: dict[str, Sequence[dict]], title: str | None = None
     axes[1].legend()
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-def plot_transfer(results: Sequence[dict]):
-    """mIoU and landslide IoU (%) against the number of labelled target tiles, one colour per start
-    (zero_shot, finetune, scratch): each seed a point with its 95 % interval (mIoU), the mean a line."""
-    starts = list(dict.fromkeys(r["start"] for r in results))
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for colour, start in zip(("0.5", "tab:blue", "tab:orange", "tab:green"), starts):
-        rows = [r for r in results if r["start"] == start]
-        shots = sorted({r["shots"] for r in rows})
-        for ax, key in zip(axes, ("mIoU", "IoU_landslide")):
-            means = [np.mean([r[key] for r in rows if r["shots"] == k]) for k in shots]
-            ax.plot(shots, means, "-", color=colour, label=start)
-            for r in rows:
-                error = [[r[key] - r["ci_low"]], [r["ci_high"] - r[key]]] if key == "mIoU" else None
-                ax.errorbar(r["shots"], r[key], yerr=error, fmt="o", color=colour, markersize=3, alpha=0.7)
-    for ax, label in zip(axes, ("mIoU (%)", "landslide IoU (%)")):
-        ax.set(xscale="log", xlabel="labelled target tiles (k)", ylabel=label)
-    axes[0].legend()
     fig.tight_layout()
     return fig
 
