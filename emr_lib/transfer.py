@@ -25,6 +25,7 @@ into ``out``, and keeps every run under ``out/k<k>-seed<s>/`` (reused when run a
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -106,10 +107,8 @@ def transfer_study(
             folder = out / f"k{k}-seed{seed}"
             drawn = sorted(np.random.default_rng(seed).choice(parts["train"], size=k, replace=False).tolist())
             save_splits({"train": drawn, "val": parts["val"]}, folder / "splits")
-            common = dict(split_dir=str(folder / "splits"), seed=seed)
-            scratch = _source_config(checkpoint, target, profile, {**(overrides or {}), **common})
-            finetune = _source_config(checkpoint, target, profile, {**(overrides or {}), **common, **recipe})
-            finetune.init = str(checkpoint)
+            scratch = replace(base, split_dir=str(folder / "splits"), seed=seed)
+            finetune = replace(scratch, init=str(checkpoint), **recipe)
             per_image = {}
             for start, config in (("finetune", finetune), ("scratch", scratch)):
                 record = run_or_reuse(config, folder / start, "auto", progress=progress, compact=True)
