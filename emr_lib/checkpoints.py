@@ -33,6 +33,7 @@ __all__ = [
     "load_checkpoint",
     "model_from_checkpoint",
     "build_run_model",
+    "weights_digest",
     "TrainState",
     "resume_state",
     "training_checkpoint",
@@ -111,6 +112,19 @@ def build_run_model(config: TrainConfig) -> nn.Module:
             )
         model.load_state_dict(state["model"])
     return model
+
+
+def weights_digest(path: str | Path) -> str:
+    """sha256 over a checkpoint's model weights (names, shapes, values): what a fine-tuning run
+    started from, whatever the file's path or its other contents (a packed ``best.pt`` without
+    the optimiser's state has the same digest as the original)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(load_checkpoint(path)["model"].items()):
+        digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 # --- a training run's state, as last.pt carries it ----------------------------------------------

@@ -75,7 +75,11 @@ class TrainConfig:
     flat_epochs: int = 0  # the last epochs stay at min_lr
     min_lr_ratio: float = 0.01
     loss: str = "ce"  # "ce" or "ce+dice"
-    patience: int = 0  # early stopping on validation mIoU; 0 = off
+    patience: int = 0  # early stopping on validation mIoU (counted in validations); 0 = off
+    # validate every N epochs and after the last one; 0: after the last only. Runs that report
+    # their last epoch (a split without a test part) need no other validation: skipping it saves
+    # the time of a pass over the held-out part per epoch (most of a few-shot run's time)
+    val_every: int = 1
     # machine
     seed: int = 0
     device: str = "auto"  # "auto" (CUDA, MPS, CPU), or a torch device string
@@ -105,6 +109,8 @@ class TrainConfig:
             raise ValueError(f"loss must be 'ce' or 'ce+dice', got {self.loss!r}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be at least 1")
+        if self.val_every < 0:
+            raise ValueError(f"val_every must be 0 (after the last epoch only) or more, got {self.val_every}")
         if not 0 <= self.freeze_epochs < self.epochs:
             raise ValueError(f"freeze_epochs must be 0 or more and fewer than epochs ({self.epochs})")
         if self.scale_jitter is not None and not (

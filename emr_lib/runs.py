@@ -34,7 +34,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoints import atomic_write, load_checkpoint
+from .checkpoints import CheckpointError, atomic_write, load_checkpoint, weights_digest
+from .data.splits import load_splits, splits_digest
 from .models import build_model
 from .paths import shown_path
 from .profiles import TrainConfig
@@ -89,6 +90,10 @@ def _same_run(held: dict, wanted: dict, config: TrainConfig) -> bool:
     if stored is None:
         return False
     differing = {k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k)} - WHERE_NOT_WHAT
+    if "init" in differing and _same_start(held, wanted["init"]):
+        differing.discard("init")  # the same source weights, elsewhere (an unpacked workshop run)
+    if "split_dir" in differing and _same_splits(held, wanted["split_dir"]):
+        differing.discard("split_dir")  # the same lists of images, elsewhere
     if not differing:
         return True
     if differing != {"data"}:
@@ -98,6 +103,26 @@ def _same_run(held: dict, wanted: dict, config: TrainConfig) -> bool:
     try:
         return run_datasets(config).fingerprint() == held["data_fingerprint"]
     except (OSError, ValueError):  # the data is not readable where it is now: not the same run
+        return False
+
+
+def _same_start(held: dict, init: str | None) -> bool:
+    """Whether a fine-tuning run (``held``, its record) started from the weights in ``init``."""
+    if not init or not held.get("init_weights") or not Path(init).is_file():
+        return False
+    try:
+        return weights_digest(init) == held["init_weights"]
+    except CheckpointError:
+        return False
+
+
+def _same_splits(held: dict, split_dir: str | None) -> bool:
+    """Whether a run read from ``split_dir`` (given lists) the very lists it holds (its record)."""
+    if not split_dir or not held.get("splits_digest"):
+        return False
+    try:
+        return splits_digest(load_splits(split_dir)) == held["splits_digest"]
+    except (OSError, ValueError):
         return False
 
 

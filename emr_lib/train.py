@@ -47,7 +47,9 @@ from .checkpoints import (
     load_checkpoint,
     resume_state,
     training_checkpoint,
+    weights_digest,
 )
+from .data.splits import splits_digest
 from .efficiency import count_parameters
 from .inference import evaluate, per_image_confusion
 from .metrics import format_metrics
@@ -212,14 +214,21 @@ def train_one_epoch(
 # --- state, resume, record -----------------------------------------------------------------------
 
 
-def history_row(epoch: int, lr: float, train_loss: float, val_metrics: dict, seconds: float) -> dict:
-    """One line of ``history.json``: the epoch (1-based), its rate, losses, validation metrics and time."""
+def validates_after(epoch: int, config: TrainConfig) -> bool:
+    """Whether the run validates after ``epoch`` (1-based): every ``val_every`` epochs, and the last."""
+    return epoch == config.epochs or (config.val_every > 0 and epoch % config.val_every == 0)
+
+
+def history_row(epoch: int, lr: float, train_loss: float, val_metrics: dict | None, seconds: float) -> dict:
+    """One line of ``history.json``: the epoch (1-based), its rate, losses, validation metrics (None
+    after an epoch without validation, see ``val_every``) and time."""
+    val_metrics = val_metrics or {}
     val = {f"val_{k}": v for k, v in val_metrics.items() if k != "loss"}
     return {
         "epoch": epoch,
         "lr": lr,
         "train_loss": train_loss,
-        "val_loss": val_metrics["loss"],
+        "val_loss": val_metrics.get("loss"),
         **val,
         "time_s": seconds,
     }
@@ -248,6 +257,8 @@ def run_record(config: TrainConfig, data: RunDatasets, state: TrainState, finish
         "data_fingerprint": data.fingerprint(),
         "model_gsd_m": data.model_gsd,
         **({"data_parts": data.parts} if data.parts else {}),
+        "splits_digest": splits_digest(data.splits),  # a run reads its given lists wherever they lie
+        **({"init_weights": weights_digest(config.init)} if config.init else {}),  # what fine-tuning started from
         **({"expansion": data.expansion(out_dir)} if config.offline_expansion > 0 else {}),
         "split": {k: len(v) for k, v in data.splits.items()},
         "split_dir": str(out_dir / "splits"),
@@ -348,10 +359,9 @@ def train(
         train_loss = train_one_epoch(
             train_model, loader, optimizer, precision, config, device, desc, show, held, on_step
         )
-        amp = (precision.enabled, precision.dtype)
-        val_metrics, _ = evaluate(model, val_set, config.batch_size, device, config.num_classes, inner_progress, *amp)
+        val_metrics = _validate(model, val_set, config, device, inner_progress, precision, epoch + 1)
         state.epoch = epoch + 1
-        improved = state.update(val_metrics["mIoU"])
+        improved = val_metrics is not None and state.update(val_metrics["mIoU"])
         state.history.append(history_row(epoch + 1, lr, train_loss, val_metrics, time.perf_counter() - epoch_start))
         if ctx.main:
             checkpoint = training_checkpoint(
@@ -363,7 +373,7 @@ def train(
             write_history(state.history, out_dir)
             report.epoch(state, val_metrics, lr)
         ctx.barrier()
-        if config.patience and state.bad_epochs >= config.patience:
+        if config.patience and val_metrics is not None and state.bad_epochs >= config.patience:
             stopped_early = True
             if ctx.main:
                 print(f"early stopping: no better validation mIoU for {state.bad_epochs} epochs")
@@ -381,6 +391,15 @@ def train(
         atomic_write(json.dumps(record, indent=1), out_dir / "record.json")
     ctx.barrier()
     return record
+
+
+def _validate(model, val_set, config: TrainConfig, device, progress: bool, precision, epoch: int) -> dict | None:
+    """Validation metrics after ``epoch`` (1-based), or None when the run skips it (``val_every``)."""
+    if not validates_after(epoch, config):
+        return None
+    amp = (precision.enabled, precision.dtype)
+    metrics, _ = evaluate(model, val_set, config.batch_size, device, config.num_classes, progress, *amp)
+    return metrics
 
 
 def _backbone_parameters(model: nn.Module, config: TrainConfig) -> list:
@@ -410,16 +429,17 @@ class _EpochReport:
             f"{sizes[0]} train / {sizes[1]} val / {sizes[2]} test images at {config.size} px"
         )
 
-    def epoch(self, state: TrainState, val_metrics: dict, lr: float) -> None:
+    def epoch(self, state: TrainState, val_metrics: dict | None, lr: float) -> None:
         last = state.history[-1]
+        best = f"{100 * state.best_miou:.2f}" if state.best_epoch else "-"
         if self.compact:
             self.bar.update(1)
-            self.bar.set_postfix(loss=f"{last['train_loss']:.4f}", best_val_mIoU=f"{100 * state.best_miou:.2f}")
+            self.bar.set_postfix(loss=f"{last['train_loss']:.4f}", best_val_mIoU=best)
             return
+        val = f"val {format_metrics(val_metrics, ('mIoU', 'F1'))}  " if val_metrics else ""
         print(
             f"epoch {last['epoch']}/{self.config.epochs}  loss {last['train_loss']:.4f}  "
-            f"val {format_metrics(val_metrics, ('mIoU', 'F1'))}  best {100 * state.best_miou:.2f} "
-            f"(epoch {state.best_epoch})  lr {lr:.2e}  {last['time_s']:.0f} s",
+            f"{val}best {best} (epoch {state.best_epoch})  lr {lr:.2e}  {last['time_s']:.0f} s",
             flush=True,
         )
 

@@ -385,15 +385,18 @@ def plot_cost_by_part(costs: dict[str, Sequence[dict]], title: str | None = None
 
 
 def plot_history(history: Sequence[dict], title: str | None = None):
-    """Training/validation loss, validation mIoU and F1, and the learning rate per epoch."""
+    """Training/validation loss, validation mIoU and F1, and the learning rate per epoch (validation
+    only where the run validated, see ``val_every``)."""
     epochs = [h["epoch"] for h in history]
+    validated = [h for h in history if h.get("val_loss") is not None]
     fig, (ax_loss, ax_metric, ax_lr) = plt.subplots(1, 3, figsize=(13, 3.4))
     ax_loss.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
-    ax_loss.plot(epochs, [h["val_loss"] for h in history], "o-", label="validation")
+    ax_loss.plot([h["epoch"] for h in validated], [h["val_loss"] for h in validated], "o-", label="validation")
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
     ax_loss.legend()
     for key in ("val_mIoU", "val_F1", "val_IoU_landslide"):
-        ax_metric.plot(epochs, [100 * h[key] for h in history], "o-", label=key.removeprefix("val_"))
+        values = [100 * h[key] for h in validated]
+        ax_metric.plot([h["epoch"] for h in validated], values, "o-", label=key.removeprefix("val_"))
     ax_metric.set(xlabel="epoch", ylabel="%", title="validation metrics")
     ax_metric.legend()
     ax_lr.plot(epochs, [h["lr"] for h in history], "o-")

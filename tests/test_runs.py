@@ -111,3 +111,26 @@ def test_runs_travel_with_their_data_to_another_path(tmp_path):
     other = get_config("quick", **{**TINY, "data": str(tmp_path / "other" / "tiny")})
     with pytest.raises(RunFolderError, match="other settings"):
         plan_run(learner / "runs" / "done", other, "resume")
+
+
+def test_a_fine_tuning_run_is_reused_wherever_its_source_weights_lie(tmp_path):
+    import torch
+
+    from emr_lib.checkpoints import load_checkpoint, weights_digest
+
+    train(get_config("quick", **TINY), tmp_path / "source", progress=False)
+    tuned = get_config("quick", **TINY, init=str(tmp_path / "source" / "best.pt"))
+    record = run_or_reuse(tuned, tmp_path / "tuned", progress=False)
+    assert record["init_weights"] == weights_digest(tmp_path / "source" / "best.pt")
+
+    # the source unpacked elsewhere without its optimiser (a workshop archive): the same weights
+    state = load_checkpoint(tmp_path / "source" / "best.pt")
+    state.update(optimizer=None)
+    torch.save(state, tmp_path / "copy.pt")
+    moved = get_config("quick", **TINY, init=str(tmp_path / "copy.pt"))
+    assert plan_run(tmp_path / "tuned", moved, "auto").action == "reuse"
+
+    state["model"] = {k: v + 1 if v.is_floating_point() else v for k, v in state["model"].items()}
+    torch.save(state, tmp_path / "other.pt")  # other weights: another run
+    other = get_config("quick", **TINY, init=str(tmp_path / "other.pt"))
+    assert plan_run(tmp_path / "tuned", other, "auto").action == "new"

@@ -10,6 +10,8 @@ Tables 4 and 5 is declared with their runs in :mod:`emr_lib.experiments`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import numpy as np
 
 from .io import DataError
 
-__all__ = ["PAPER_SPLIT", "make_splits", "save_splits", "load_splits"]
+__all__ = ["PAPER_SPLIT", "make_splits", "save_splits", "load_splits", "splits_digest"]
 
 PAPER_SPLIT = {"train": 0.6, "val": 0.2, "test": 0.2}
 
@@ -72,3 +74,8 @@ def load_splits(folder: str | Path, keys: Sequence[str] | None = None) -> dict[s
                 )
             seen[name] = key
     return splits
+
+
+def splits_digest(splits: dict[str, Sequence[str]]) -> str:
+    """sha256 of split lists (which images trained, validated and tested a run), wherever they lie."""
+    return hashlib.sha256(json.dumps({k: list(v) for k, v in splits.items()}, sort_keys=True).encode()).hexdigest()
