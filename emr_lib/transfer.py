@@ -11,15 +11,23 @@ images for all three):
   and the same number of epochs.
 
 No extra labelled image chooses an epoch: each trained run reports its last epoch (its split has
-a training part and the held-out part only, as the ablation's does). Every number comes with a
+a training part and the held-out part only, as the ablation's does), so the runs validate only
+after their last epoch (``val_every=0``: a pass over the held-out part per epoch would be most of a
+few-shot run's time). Every number comes with a
 95 % bootstrap interval over the held-out images, and each pair (finetune - scratch,
-finetune - zero_shot) with a paired one, since the images are shared. The held-out part is the
+finetune - zero_shot) with a paired one, since the images are shared; over several seeds, each k
+also gets the mean difference over its draws with a two-level interval (seed ``all``, as
+``table N --seeds``): the unit a recipe is judged at. The held-out part is the
 target's own (names starting ``test_``, as in the Martian tiles) when it has one, else a seeded
-20 % of its images; its training part is the rest (``val_`` images are not used).
+20 % of its images; its training part is the rest (``val_`` images are not used). A scene with
+its mask becomes such a target with :func:`scene_target`: half-overlapping ``train_`` tiles from
+one half, ``test_`` tiles side by side from the other, so no held-out pixel is ever trained on.
 
 Writes ``transfer.json`` (``{"results": [{"shots", "start", "seed", "mIoU", "IoU_landslide",
 "ci_low", "ci_high"}, ...], "comparisons": [...]}``, percent), ``transfer.md`` and ``transfer.png``
-into ``out``, and keeps every run under ``out/k<k>-seed<s>/`` (reused when run again).
+into ``out``, and keeps every run under ``runs/k<k>-seed<s>/`` (``runs`` defaults to ``out``;
+reused when run again): ``scratch`` and one ``finetune-<recipe>`` folder per recipe, so studies of
+several recipes sharing one ``runs`` folder train the scratch runs once.
 """
 
 from __future__ import annotations
@@ -40,13 +48,29 @@ from .profiles import TrainConfig, get_config
 from .provenance import provenance
 from .run_data import run_datasets
 from .runs import run_or_reuse
-from .uncertainty import bootstrap_interval, direction, paired_bootstrap
+from .uncertainty import bootstrap_interval, direction, paired_bootstrap, seed_bootstrap
 
-__all__ = ["FINETUNE_RECIPE", "STARTS", "held_out_split", "transfer_study", "plot_transfer"]
+__all__ = [
+    "FINETUNE_RECIPE",
+    "STARTS",
+    "HALVES",
+    "held_out_split",
+    "recipe_folder",
+    "scene_target",
+    "transfer_study",
+    "plot_transfer",
+]
 
 # the README's fine-tuning recipe before this study: a tenth of the workshop rate, no warm-up
 FINETUNE_RECIPE = {"lr": 2e-4, "warmup_epochs": 0, "freeze_epochs": 0}
+# notebook 09's study by profile: (shots, seeds); the workshop's runs are made ahead and packed
+EPISODE_DRAWS = {
+    "quick": ((4, 16), (0,)),
+    "workshop": ((8, 16, 32, 64), (0, 1, 2)),
+    "paper": ((8, 16, 32, 64), (0, 1, 2)),
+}
 STARTS = ("zero_shot", "finetune", "scratch")
+PAIRS = (("finetune", "scratch"), ("finetune", "zero_shot"))  # compared image by image (a - b)
 
 
 def held_out_split(names: list[str], seed: int = 0) -> dict[str, list[str]]:
@@ -58,6 +82,51 @@ def held_out_split(names: list[str], seed: int = 0) -> dict[str, list[str]]:
             "val": [n for n in names if n.startswith("test_")],
         }
     return make_splits(names, {"train": 0.8, "val": 0.2}, seed=seed)
+
+
+# which half of a scene is held out -> (training box, held-out box) as fractions x0, y0, x1, y1
+HALVES = {
+    "bottom": ((0, 0, 1, 0.5), (0, 0.5, 1, 1)),
+    "top": ((0, 0.5, 1, 1), (0, 0, 1, 0.5)),
+    "right": ((0, 0, 0.5, 1), (0.5, 0, 1, 1)),
+    "left": ((0.5, 0, 1, 1), (0, 0, 0.5, 1)),
+}
+
+
+def scene_target(
+    image: np.ndarray, mask: np.ndarray, dest: str | Path, tile: int, held_out: str = "bottom", scale: float = 1.0
+) -> Path:
+    """Tile a scene (H, W, 3) and its mask (H, W) into a transfer target under ``dest``
+    (``images/`` + ``masks/``): ``train_`` tiles overlapping by half from one half of the scene,
+    ``test_`` tiles side by side (the last flush with the edge) from the ``held_out`` half (bottom,
+    top, left or right). Tiles that are mostly no-data (black) are skipped, as ``data tile`` does.
+    ``scale`` resamples the scene first (as ``map --scale``), so that ``tile``-pixel tiles at the
+    training size show the ground at the scale the source model works best at."""
+    from .data.io import resize_pair
+    from .data.tiles import tile_scene
+
+    if held_out not in HALVES:
+        raise ValueError(f"held_out must be one of {sorted(HALVES)}, got {held_out!r}")
+    if scale != 1.0:
+        image, mask = resize_pair(image, mask, (round(mask.shape[0] * scale), round(mask.shape[1] * scale)))
+    height, width = mask.shape
+    for prefix, box, stride in zip(("train", "test"), HALVES[held_out], (tile // 2, tile)):
+        region = (round(box[0] * width), round(box[1] * height), round(box[2] * width), round(box[3] * height))
+        if min(region[2] - region[0], region[3] - region[1]) < tile:
+            raise ValueError(f"tile {tile} px is larger than half the scene ({width} x {height} px)")
+        tile_scene(image, mask, tile=tile, stride=stride, name=prefix, region=region).save(dest, progress=False)
+    return Path(dest)
+
+
+def recipe_folder(recipe: dict) -> str:
+    """The run folder of a fine-tuning recipe, e.g. ``finetune-lr0.0002-warmup_epochs0-freeze_epochs0``."""
+    return "finetune-" + "-".join(f"{key}{value:g}" for key, value in sorted(recipe.items()))
+
+
+def study_run_folders(shots, seeds, recipe: dict | None = None) -> list[str]:
+    """The run folders of a study, relative to its ``runs`` folder (``k8-seed0/scratch``, ...)."""
+    finetune = recipe_folder({**FINETUNE_RECIPE, **(recipe or {})})
+    return [f"k{k}-seed{seed}/{start}" for k in shots for seed in seeds for start in (finetune, "scratch")]
 
 
 def _scores(per_image: dict[str, list]) -> dict:
@@ -89,37 +158,39 @@ def transfer_study(
     recipe: dict | None = None,
     overrides: dict | None = None,
     progress: bool = True,
+    runs: str | Path | None = None,
 ) -> dict:
     """Run (or reuse) the study described in the module docstring; return what ``transfer.json`` holds."""
-    checkpoint, out = Path(checkpoint), Path(out)
+    checkpoint, out, runs = Path(checkpoint), Path(out), Path(runs or out)
     recipe = {**FINETUNE_RECIPE, **(recipe or {})}
-    base = _source_config(checkpoint, target, profile, overrides or {})
+    base = _source_config(checkpoint, target, profile, {"val_every": 0, **(overrides or {})})
     names = run_datasets(base).base.names
     parts = held_out_split(sorted(names), base.split_seed)
     too_many = [k for k in shots if k > len(parts["train"])]
     if too_many:
         raise ValueError(f"shots {too_many}: the target's training part has only {len(parts['train'])} images")
 
-    results, comparisons = [], []
+    results, comparisons, kept = [], [], {}
     zero_shot = None
     for k in shots:
         for seed in seeds:
-            folder = out / f"k{k}-seed{seed}"
+            folder = runs / f"k{k}-seed{seed}"
             drawn = sorted(np.random.default_rng(seed).choice(parts["train"], size=k, replace=False).tolist())
             save_splits({"train": drawn, "val": parts["val"]}, folder / "splits")
             scratch = replace(base, split_dir=str(folder / "splits"), seed=seed)
             finetune = replace(scratch, init=str(checkpoint), **recipe)
             per_image = {}
-            for start, config in (("finetune", finetune), ("scratch", scratch)):
-                record = run_or_reuse(config, folder / start, "auto", progress=progress, compact=True)
+            for start, config, name in (("finetune", finetune, recipe_folder(recipe)), ("scratch", scratch, "scratch")):
+                record = run_or_reuse(config, folder / name, "auto", progress=progress, compact=True)
                 per_image[start] = record["test_per_image"]
             if zero_shot is None:  # the same held-out images every time: evaluated once
                 model = model_from_checkpoint(checkpoint)
                 zero_shot = per_image_confusion(model, run_datasets(scratch).val)
             per_image["zero_shot"] = zero_shot
+            kept[k, seed] = per_image
             for start in STARTS:
                 results.append({"shots": k, "start": start, "seed": seed, **_scores(per_image[start])})
-            for a, b in (("finetune", "scratch"), ("finetune", "zero_shot")):
+            for a, b in PAIRS:
                 pair = paired_bootstrap(per_image[a], per_image[b])
                 comparisons.append(
                     {
@@ -131,8 +202,15 @@ def transfer_study(
                         "ci_low": pair["ci_low"],
                         "ci_high": pair["ci_high"],
                         "direction": direction(pair["ci_low"], pair["ci_high"]),
+                        "n_seeds": 1,
                     }
                 )
+    if len(seeds) > 1:  # each k over its draws: a two-level bootstrap (draws, then held-out images)
+        for k in shots:
+            for a, b in PAIRS:
+                pooled = seed_bootstrap([(kept[k, seed][a], kept[k, seed][b]) for seed in seeds])
+                keys = ("mIoU_diff", "ci_low", "ci_high", "direction", "n_seeds")
+                comparisons.append({"shots": k, "seed": "all", "a": a, "b": b, **{key: pooled[key] for key in keys}})
     study = {
         "results": results,
         "comparisons": comparisons,
@@ -152,6 +230,27 @@ def transfer_study(
     return study
 
 
+def transfer_summary(study: dict, pair: tuple[str, str] = ("finetune", "scratch")) -> list[dict]:
+    """One row per k: each start's mIoU and landslide IoU (%, mean over the seeds), and ``pair``'s
+    difference (a - b) with its interval and direction: over the draws when there are several
+    (seed ``all``), else the one draw's."""
+    rows = []
+    for k in sorted({r["shots"] for r in study["results"]}):
+        row: dict = {"shots": k}
+        for start in STARTS:
+            drawn = [r for r in study["results"] if r["shots"] == k and r["start"] == start]
+            row[f"{start}_mIoU"] = float(np.mean([r["mIoU"] for r in drawn]))
+            row[f"{start}_IoU_landslide"] = float(np.mean([r["IoU_landslide"] for r in drawn]))
+        compared = [c for c in study["comparisons"] if c["shots"] == k and (c["a"], c["b"]) == pair]
+        chosen = next((c for c in compared if c["seed"] == "all"), compared[0])
+        row.update(
+            {f"{pair[0]}-{pair[1]}": chosen["mIoU_diff"], "ci_low": chosen["ci_low"], "ci_high": chosen["ci_high"]}
+        )
+        row.update(direction=chosen["direction"], n_seeds=chosen["n_seeds"])
+        rows.append(row)
+    return rows
+
+
 def plot_transfer(results: list[dict]):
     """mIoU and landslide IoU (%) against the number of labelled target tiles, one colour per start
     (zero_shot, finetune, scratch): each seed a point with its 95 % interval (mIoU), the mean a line."""
@@ -168,8 +267,11 @@ def plot_transfer(results: list[dict]):
             for r in rows:
                 error = [[r[key] - r["ci_low"]], [r["ci_high"] - r[key]]] if key == "mIoU" else None
                 ax.errorbar(r["shots"], r[key], yerr=error, fmt="o", color=colour, markersize=3, alpha=0.7)
+    every_k = sorted({r["shots"] for r in results})
     for ax, label in zip(axes, ("mIoU (%)", "landslide IoU (%)")):
         ax.set(xscale="log", xlabel="labelled target tiles (k)", ylabel=label)
+        ax.set_xticks(every_k, [str(k) for k in every_k], minor=False)
+        ax.minorticks_off()
     axes[0].legend()
     fig.tight_layout()
     return fig
@@ -189,12 +291,12 @@ def _write(study: dict, out: Path) -> None:
     )
     rows = study["results"]
     columns = ["shots", "seed", "start", "mIoU", "ci_low", "ci_high", "IoU_landslide"]
-    pairs = ["shots", "seed", "a", "b", "mIoU_diff", "ci_low", "ci_high", "direction"]
+    pairs = ["shots", "seed", "a", "b", "mIoU_diff", "ci_low", "ci_high", "direction", "n_seeds"]
     text = "\n\n".join(
         [
             caption,
             table_markdown(rows, columns),
-            "Paired differences (a - b):",
+            "Paired differences (a - b; seed `all`: over the draws, a two-level bootstrap):",
             table_markdown(study["comparisons"], pairs),
         ]
     )

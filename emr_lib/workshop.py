@@ -28,6 +28,7 @@ from .models import list_models
 from .paths import shown_path
 from .provenance import provenance
 from .runs import run_dir
+from .transfer import EPISODE_DRAWS, study_run_folders
 
 __all__ = [
     "EPISODES",
@@ -57,10 +58,13 @@ class WantedRun:
     episodes: tuple[str, ...]
 
 
-def episode_runs(episodes=EPISODES, models: str = "all", tables: str = "4,5", seed: int = 0) -> list[WantedRun]:
+def episode_runs(
+    episodes=EPISODES, models: str = "all", tables: str = "4,5", seed: int = 0, profile: str = "workshop"
+) -> list[WantedRun]:
     """The runs the episodes ask for at these parameters (each notebook's ``models``, ``tables`` and
     ``seed``): 04 trains EMR-HRNet (and, in exercise 2, the next seed), 05 Table 2's models, 06
-    Tables 4 and 5, and 08 and 09 reuse 04's EMR-HRNet."""
+    Tables 4 and 5, 08 and 09 reuse 04's EMR-HRNet, and 09 trains its few-shot study (the
+    profile's draws, fine-tuned and from scratch, in its own folder)."""
     wanted: dict[tuple[str, int], list[str]] = {}
 
     def add(name: str, run_seed: int, episode: str) -> None:
@@ -77,6 +81,9 @@ def episode_runs(episodes=EPISODES, models: str = "all", tables: str = "4,5", se
             names = list_models() if models == "all" else [m.strip() for m in models.split(",") if m.strip()]
             for spec in table_runs(2, names).values():
                 add(spec.name, seed, episode)
+        if episode == "09":
+            for folder in study_run_folders(*EPISODE_DRAWS[profile]):
+                add(f"09_mapping/transfer/{folder}", 0, episode)
         if episode == "06":
             for number in sorted({int(t) for t in str(tables).split(",") if t.strip()}):
                 for spec in table_runs(number).values():
@@ -123,17 +130,18 @@ def pack_runs(archive: str | Path, runs_root: str | Path, profile: str, wanted: 
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
         for run in wanted:
             folder = run_dir(runs_root, profile, run.name, run.seed)
+            relative = folder.relative_to(runs_root / profile).as_posix()  # a run's folder, or a study's
             status, record = _status(folder)
             files = _packed_files(folder, status) if status != "missing" else []
             for path in files:
-                member = str(PurePosixPath(profile, folder.name, *path.relative_to(folder).parts))
+                member = str(PurePosixPath(profile, relative, *path.relative_to(folder).parts))
                 if path.name == "best.pt" and status == "ready":
                     zf.writestr(member, _without_optimizer(path))
                 else:
                     zf.write(path, member)
             entries.append(
                 {
-                    "run": folder.name,
+                    "run": relative,
                     "seed": run.seed,
                     "episodes": list(run.episodes),
                     "status": status,
@@ -246,7 +254,7 @@ def _slots(times: dict, schedule: dict) -> list[tuple[str, str]]:
 
 def _prerun(schedule: dict) -> list[str]:
     episodes = [slot[0] for slot in schedule["slots"] if len(slot) == 1]
-    training = [e for e in episodes if e in ("04", "05", "06")]
+    training = [e for e in episodes if e in ("04", "05", "06", "09")]  # 09: its few-shot study
     params = schedule["params"]
     flags = f"--models {params['models']} --tables {params['tables']}"
     # each parameter only where a notebook of the run declares it (the pipeline refuses others)

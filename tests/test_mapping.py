@@ -152,6 +152,7 @@ def test_map_command_writes_geojson_and_refuses_to_overwrite(checkpoint, scene, 
     out = capsys.readouterr().out
     assert "landslides" in out and (tmp_path / "landslides.geojson").is_file()
     assert "model ground pixel size 1.00 m (nominal" in out  # the training images were resized
+    assert f"emr_lib transfer {checkpoint} SCENE OUT --mask MASK --tile SIZE --scale 1" in out  # the next step
     assert main(args) == 2 and "--overwrite" in capsys.readouterr().err
     old_spelling = ["map", str(scene[0]), "--checkpoint", str(checkpoint), "--out", str(tmp_path)]
     assert main(old_spelling) == 2 and "--overwrite" in capsys.readouterr().err  # --checkpoint/--out still read

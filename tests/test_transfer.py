@@ -1,9 +1,12 @@
 import json
 
+import pytest
+
 from emr_lib.cli import main
+from emr_lib.data import synthetic_scene
 from emr_lib.profiles import get_config
 from emr_lib.train import train
-from emr_lib.transfer import STARTS, held_out_split, transfer_study
+from emr_lib.transfer import FINETUNE_RECIPE, STARTS, held_out_split, recipe_folder, scene_target, transfer_study
 
 TINY = dict(synthetic_n=60, synthetic_size=64, size=64, epochs=2, batch_size=8)
 
@@ -49,3 +52,56 @@ def test_transfer_on_the_synthetic_default_writes_every_start_with_intervals(tmp
     assert main([*args, *sets]) == 0
     out = capsys.readouterr().out
     assert "reusing" in out and "parameters on" not in out
+
+
+def test_a_scene_target_never_trains_on_the_held_out_half(tmp_path):
+    image, mask = synthetic_scene(grid=4, size=64)  # 256 x 256 px
+    scene_target(image, mask, tmp_path / "target", tile=64, held_out="bottom")
+    names = sorted(p.stem for p in (tmp_path / "target" / "images").glob("*.png"))
+    parts = held_out_split(names)
+    rows = {part: [int(n.split("_y")[1][:5]) for n in parts[part]] for part in parts}
+    assert len(parts["train"]) == 7 * 3 and len(parts["val"]) == 4 * 2  # half-overlapping vs side by side
+    assert max(rows["train"]) + 64 <= 128 <= min(rows["val"])  # no training pixel in the bottom half
+    scene_target(image, mask, tmp_path / "half", tile=32, held_out="right", scale=0.5)  # a 128 x 128 scene
+    halved = sorted(p.stem for p in (tmp_path / "half" / "images").glob("*.png"))
+    assert len(halved) == 3 * 7 + 2 * 4 and all(int(n.split("_x")[1]) >= 64 for n in halved if n.startswith("test_"))
+    with pytest.raises(ValueError, match="held_out"):
+        scene_target(image, mask, tmp_path / "other", tile=64, held_out="middle")
+
+
+def test_validating_only_after_the_last_epoch_changes_no_reported_number(tmp_path):
+    records = {}
+    for every in (1, 0):
+        config = get_config("quick", model="hrnet", split_ratios={"train": 0.8, "val": 0.2}, val_every=every, **TINY)
+        records[every] = train(config, tmp_path / str(every), progress=False)
+    assert records[0]["test_selection"] == records[1]["test_selection"] == "last epoch (2)"
+    assert records[0]["test_metrics"] == records[1]["test_metrics"]  # validation leaves training untouched
+    history = json.loads((tmp_path / "0" / "history.json").read_text())
+    assert [row["val_loss"] is None for row in history] == [True, False]
+
+
+def test_transfer_takes_a_scene_with_its_mask_from_the_command_line(tmp_path, capsys):
+    from PIL import Image
+
+    train(get_config("quick", model="hrnet", **TINY), tmp_path / "source", progress=False)
+    image, mask = synthetic_scene(grid=4, size=64)
+    Image.fromarray(image).save(tmp_path / "scene.png")
+    Image.fromarray(mask * 255).save(tmp_path / "mask.png")
+    args = ["transfer", str(tmp_path / "source" / "best.pt"), str(tmp_path / "scene.png"), str(tmp_path / "study")]
+    sets = [f"--set={key}={value}" for key, value in TINY.items() if not key.startswith("synthetic")]
+    assert main([*args, "--shots", "4", "--tile", "64", "--runs", str(tmp_path / "runs"), *sets]) != 0
+    assert "--mask" in capsys.readouterr().err
+    scene = ["--mask", str(tmp_path / "mask.png"), "--tile", "64", "--seeds", "0", "1"]
+    assert main([*args, *scene, "--shots", "4", "--runs", str(tmp_path / "runs"), *sets]) == 0
+    study = json.loads((tmp_path / "study" / "transfer.json").read_text())
+    assert study["settings"]["held_out_images"] == 8 and study["settings"]["training_pool"] == 21
+    assert (tmp_path / "runs" / "k4-seed0" / "scratch" / "record.json").is_file()
+    assert (tmp_path / "runs" / "k4-seed1" / recipe_folder(FINETUNE_RECIPE) / "record.json").is_file()
+    pooled = [c for c in study["comparisons"] if c["seed"] == "all"]
+    assert [(c["a"], c["b"], c["n_seeds"]) for c in pooled] == [
+        ("finetune", "scratch", 2),
+        ("finetune", "zero_shot", 2),
+    ]
+    for c in pooled:
+        per_seed = [d["mIoU_diff"] for d in study["comparisons"] if d["seed"] != "all" and d["b"] == c["b"]]
+        assert c["mIoU_diff"] == pytest.approx(sum(per_seed) / 2) and c["ci_low"] <= c["mIoU_diff"] <= c["ci_high"]

@@ -51,6 +51,44 @@ def test_a_packed_run_is_reused_at_another_path_with_no_epoch_trained(tmp_path, 
     assert _snapshot(learner / "runs") == before
 
 
+def test_episode_09s_few_shot_study_is_packed_and_reused_where_the_learner_keeps_it(tmp_path, capsys):
+    from emr_lib.data import synthetic_scene
+    from emr_lib.transfer import EPISODE_DRAWS, scene_target, transfer_study
+
+    shots, seeds = EPISODE_DRAWS["quick"]
+    wanted = episode_runs(("09",), profile="quick")
+    assert len(wanted) == 1 + 2 * len(shots) * len(seeds)  # the source model, then fine-tuned and scratch runs
+    teacher, learner = tmp_path / "teacher", tmp_path / "elsewhere" / "learner"
+    image, mask = synthetic_scene(grid=6, size=64)
+    for kit in (teacher, learner):  # each machine cuts the same tiles from its own copy of the scene
+        scene_target(image, mask, kit / "work" / "transfer-target", tile=64)
+    source = teacher / "runs" / "quick" / "emr_hrnet"
+    train(get_config("quick", model="hrnet", **TINY), source, progress=False)
+    study = teacher / "runs" / "quick" / "09_mapping" / "transfer"
+    tiny = {key: value for key, value in TINY.items() if not key.startswith("synthetic")}
+    target = str(teacher / "work" / "transfer-target")
+    first = transfer_study(source / "best.pt", target, shots, seeds, study, "quick", overrides=tiny, progress=False)
+    manifest = pack_runs(tmp_path / "runs.zip", teacher / "runs", "quick", wanted)
+    assert [entry["status"] for entry in manifest["runs"]] == ["ready"] * len(wanted)
+
+    shutil.rmtree(teacher / "runs")
+    unpack_runs(tmp_path / "runs.zip", learner / "runs")
+    capsys.readouterr()
+    moved = learner / "runs" / "quick"
+    again = transfer_study(
+        moved / "emr_hrnet" / "best.pt",  # without its optimiser now: the same weights
+        str(learner / "work" / "transfer-target"),
+        shots,
+        seeds,
+        moved / "09_mapping" / "transfer",
+        "quick",
+        overrides=tiny,
+        progress=False,
+    )
+    assert "parameters on" not in capsys.readouterr().out  # no run trained again
+    assert again["results"] == first["results"]
+
+
 def test_unpack_refuses_an_archive_that_writes_outside_its_folder(tmp_path):
     with zipfile.ZipFile(tmp_path / "bad.zip", "w") as zf:
         zf.writestr(MANIFEST, json.dumps({"profile": "quick", "runs": []}))
@@ -128,9 +166,9 @@ def test_the_guide_schedules_fit_and_pre_run_exactly_what_their_episodes_ask_for
         )
         pipeline = next(c for c in commands if c[3] == "pipeline")
         trained = pipeline[pipeline.index("--only") + 1].split(",")
-        assert trained == [e for e in episodes if e in ("04", "05", "06")]
+        assert trained == [e for e in episodes if e in ("04", "05", "06", "09")]
         wanted = {(r.name, r.seed) for r in episode_runs(only, params["models"], params["tables"])}
-        # what the pipeline trains (notebooks 04-06 at these parameters), plus the next seed of 04's
+        # what the pipeline trains (notebooks 04-06 and 09 at these parameters), plus the next seed of 04's
         # exercise 2, which the table command trains: nothing more, nothing less
         made = {(r.name, r.seed) for r in episode_runs(trained, params["models"], params["tables"])}
         assert wanted == made

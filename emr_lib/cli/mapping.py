@@ -50,6 +50,11 @@ def _cmd_map(args: argparse.Namespace) -> None:
         f"{summary['seconds']:.0f} s, {summary['megapixels_per_s']:.2f} Mpx/s): {summary['polygons']} landslides, "
         f"{area_text}; outputs in {args.out}"
     )
+    print(
+        "a region the model never saw? label a part of the scene and measure what fine-tuning buys against "
+        f"training from scratch: python -m emr_lib transfer {args.checkpoint} SCENE OUT --mask MASK --tile SIZE "
+        f"--scale {summary['scale']:.3g} (docs/mapping.md)"
+    )
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
@@ -74,13 +79,38 @@ def _cmd_transfer(args) -> None:
     recipe = {"lr": args.lr, "warmup_epochs": args.warmup_epochs, "freeze_epochs": args.freeze_epochs}
     data = "synthetic" if args.target == "synthetic" else str(Path(args.target).expanduser().resolve())
     if data != "synthetic" and not Path(data).exists():
-        raise CLIError(f"{args.target} does not exist: give a dataset folder (images/ + masks/) or synthetic")
+        raise CLIError(f"{args.target} does not exist: give a dataset folder (images/ + masks/), a scene or synthetic")
+    if Path(data).is_file():
+        data = str(_scene_target(args))
     try:
-        study = transfer_study(args.checkpoint, data, args.shots, args.seeds, args.out, args.profile, recipe, overrides)
+        study = transfer_study(
+            args.checkpoint, data, args.shots, args.seeds, args.out, args.profile, recipe, overrides, runs=args.runs
+        )
     except ValueError as err:
         raise CLIError(str(err)) from err
     print((Path(args.out) / "transfer.md").read_text())
     print(f"{len(study['results'])} results in {Path(args.out) / 'transfer.json'}")
+
+
+def _scene_target(args) -> Path:
+    """TARGET is a scene: tile it and its --mask into OUT/target (training half, held-out half)."""
+    from ..data.io import read_image, read_mask
+    from ..transfer import scene_target
+
+    if not args.mask or not args.tile:
+        raise CLIError(f"{args.target} is a scene: give its --mask and the --tile size in scene pixels")
+    if Path(args.target).suffix.lower() in (".tif", ".tiff"):  # GeoTIFFs through GDAL (any compression)
+        from ..geo import read_raster
+
+        image, mask = read_raster(args.target), read_raster(args.mask)
+    else:
+        image, mask = read_image(args.target), read_mask(args.mask)
+    if mask.shape != image.shape[:2]:
+        raise CLIError(f"{args.mask} is {mask.shape[::-1]} but {args.target} is {image.shape[1::-1]} (w x h)")
+    try:
+        return scene_target(image, mask, Path(args.out) / "target", args.tile, args.held_out, args.scale)
+    except ValueError as err:
+        raise CLIError(str(err)) from err
 
 
 def _add_transfer(commands) -> None:
@@ -93,9 +123,26 @@ def _add_transfer(commands) -> None:
     )
     transfer.add_argument("checkpoint", help="the source model (best.pt of a run)")
     transfer.add_argument(
-        "target", help="the target dataset folder (images/ + masks/, e.g. from data tile) or synthetic"
+        "target",
+        help="the target: a dataset folder (images/ + masks/, e.g. from data tile; train_/test_ names are its parts), "
+        "a scene (with --mask and --tile) or synthetic",
     )
     add_required(transfer, "out", "folder for the runs and results")
+    transfer.add_argument("--mask", help="with a scene as TARGET: its mask (0/1 or 0/255, same size)")
+    transfer.add_argument("--tile", type=in_range(int, 32), help="with a scene: tile size in scene pixels")
+    transfer.add_argument(
+        "--held-out",
+        choices=["bottom", "top", "left", "right"],
+        default="bottom",
+        help="with a scene: the half tested on, never trained on (default bottom)",
+    )
+    transfer.add_argument(
+        "--scale",
+        type=in_range(float, 0, low_open=True),
+        default=1.0,
+        help="with a scene: resample it by this factor before tiling (as map --scale; default 1)",
+    )
+    transfer.add_argument("--runs", help="folder for the runs (default OUT); share it between recipes")
     transfer.add_argument("--shots", nargs="+", type=in_range(int, 1), default=[8, 32, 128], help="values of k")
     transfer.add_argument("--seeds", nargs="+", type=int, default=[0], help="draws of the k tiles (and training seeds)")
     transfer.add_argument("--profile", default="quick", choices=["quick", "workshop", "paper"])
