@@ -133,6 +133,7 @@ def run_pipeline(
     parameters = _parameters_for(notebooks, common, extra or {})
     scene_dir = resolve_scene(scene or "auto", root)
     if scene_dir is not None:
+        scene_dir = scene_dir.resolve()  # the kernels run in notebooks/: a relative path would point elsewhere
         os.environ["EMR_SCENE"] = str(scene_dir)  # the kernels inherit it, like EMR_HEADLESS
     os.environ["EMR_HEADLESS"] = "1"  # the kernels inherit it: static figures instead of widgets
     timings: dict[str, float] = {}
