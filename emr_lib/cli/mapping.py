@@ -10,6 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..transfer import FINETUNE_RECIPE
 from .common import CLIError, add_required, in_range, take_required
 
 GEO_INSTALL = "pip install rasterio shapely pyogrio onnx onnxruntime (or pip install 'emr-hrnet-kit[notebooks]')"
@@ -146,9 +147,17 @@ def _add_transfer(commands) -> None:
     transfer.add_argument("--shots", nargs="+", type=in_range(int, 1), default=[8, 32, 128], help="values of k")
     transfer.add_argument("--seeds", nargs="+", type=int, default=[0], help="draws of the k tiles (and training seeds)")
     transfer.add_argument("--profile", default="quick", choices=["quick", "workshop", "paper"])
-    transfer.add_argument("--lr", type=float, default=2e-4, help="fine-tuning learning rate (default 2e-4)")
-    transfer.add_argument("--warmup-epochs", type=int, default=0, help="fine-tuning warm-up epochs (default 0)")
-    transfer.add_argument("--freeze-epochs", type=int, default=0, help="fine-tuning epochs with the backbone frozen")
+    recipe = FINETUNE_RECIPE  # the measured best (docs/mapping.md)
+    transfer.add_argument("--lr", type=float, default=recipe["lr"], help=f"fine-tuning rate (default {recipe['lr']:g})")
+    transfer.add_argument(
+        "--warmup-epochs",
+        type=int,
+        default=recipe["warmup_epochs"],
+        help="fine-tuning warm-up epochs (default %(default)s)",
+    )
+    transfer.add_argument(
+        "--freeze-epochs", type=int, default=recipe["freeze_epochs"], help="fine-tuning epochs with the backbone frozen"
+    )
     transfer.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="override a training setting, e.g. epochs=20"
     )
