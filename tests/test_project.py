@@ -180,10 +180,11 @@ def test_mapping_doc_numbers_are_the_committed_results():
     for name, label in (("emr_hrnet", "EMR-HRNet, workshop profile"), ("emr_hrnet-scalejitter", "scale_jitter")):
         values = [f"{100 * row['mIoU']:.2f}" for row in json.loads((robustness / f"{name}.json").read_text())["scales"]]
         assert " | ".join(values) in text, f"docs/mapping.md's {label} row is not {robustness / name}.json"
-    finetuning = (REPO / "figures" / "workshop" / "09_finetuning.csv").read_text().splitlines()
-    before, after = (line.split(",") for line in finetuning[1:3])
-    for row in (before, after):
-        assert f"{float(row[1]):.1f}" in text and f"(landslide IoU {float(row[2]):.1f})" in text
+    for folder in sorted((REPO / "benchmarks" / "results" / "transfer").iterdir()):  # the recipes compared
+        study = json.loads((folder / "transfer.json").read_text())
+        pooled = [c for c in study["comparisons"] if c["seed"] == "all" and c["b"] == "scratch"]
+        quoted = ", ".join(f"{c['mIoU_diff']:+.2f} [{c['ci_low']:+.2f}, {c['ci_high']:+.2f}]" for c in pooled)
+        assert quoted in text, f"docs/mapping.md does not quote {folder.name}'s fine-tuned minus scratch"
     record = json.loads((REPO / "figures" / "workshop" / "run_records" / "emr_hrnet" / "record.json").read_text())
     assert f"{record['model_gsd_m']:.2f} m for the workshop models" in text
 
