@@ -41,6 +41,7 @@ import torch
 
 from .checkpoints import load_checkpoint, model_from_checkpoint
 from .data.splits import make_splits, save_splits
+from .data.tiles import HALVES
 from .figures import table_markdown
 from .inference import per_image_confusion
 from .metrics import segmentation_metrics
@@ -86,15 +87,6 @@ def held_out_split(names: list[str], seed: int = 0) -> dict[str, list[str]]:
     return make_splits(names, {"train": 0.8, "val": 0.2}, seed=seed)
 
 
-# which half of a scene is held out -> (training box, held-out box) as fractions x0, y0, x1, y1
-HALVES = {
-    "bottom": ((0, 0, 1, 0.5), (0, 0.5, 1, 1)),
-    "top": ((0, 0.5, 1, 1), (0, 0, 1, 0.5)),
-    "right": ((0, 0, 0.5, 1), (0.5, 0, 1, 1)),
-    "left": ((0.5, 0, 1, 1), (0, 0, 0.5, 1)),
-}
-
-
 def scene_target(
     image: np.ndarray, mask: np.ndarray, dest: str | Path, tile: int, held_out: str = "bottom", scale: float = 1.0
 ) -> Path:
@@ -120,6 +112,11 @@ def scene_target(
     return Path(dest)
 
 
+def full_recipe(recipe: dict | None = None) -> dict:
+    """``recipe`` with what it leaves out taken from ``FINETUNE_RECIPE``."""
+    return {**FINETUNE_RECIPE, **(recipe or {})}
+
+
 def recipe_folder(recipe: dict) -> str:
     """The run folder of a fine-tuning recipe, e.g. ``finetune-lr0.0002-warmup_epochs0-freeze_epochs0``."""
     return "finetune-" + "-".join(f"{key}{value:g}" for key, value in sorted(recipe.items()))
@@ -127,7 +124,7 @@ def recipe_folder(recipe: dict) -> str:
 
 def study_run_folders(shots, seeds, recipe: dict | None = None) -> list[str]:
     """The run folders of a study, relative to its ``runs`` folder (``k8-seed0/scratch``, ...)."""
-    finetune = recipe_folder({**FINETUNE_RECIPE, **(recipe or {})})
+    finetune = recipe_folder(full_recipe(recipe))
     return [f"k{k}-seed{seed}/{start}" for k in shots for seed in seeds for start in (finetune, "scratch")]
 
 
@@ -164,7 +161,7 @@ def transfer_study(
 ) -> dict:
     """Run (or reuse) the study described in the module docstring; return what ``transfer.json`` holds."""
     checkpoint, out, runs = Path(checkpoint), Path(out), Path(runs or out)
-    recipe = {**FINETUNE_RECIPE, **(recipe or {})}
+    recipe = full_recipe(recipe)
     base = _source_config(checkpoint, target, profile, {"val_every": 0, **(overrides or {})})
     names = run_datasets(base).base.names
     parts = held_out_split(sorted(names), base.split_seed)

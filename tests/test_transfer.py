@@ -105,3 +105,12 @@ def test_transfer_takes_a_scene_with_its_mask_from_the_command_line(tmp_path, ca
     for c in pooled:
         per_seed = [d["mIoU_diff"] for d in study["comparisons"] if d["seed"] != "all" and d["b"] == c["b"]]
         assert c["mIoU_diff"] == pytest.approx(sum(per_seed) / 2) and c["ci_low"] <= c["mIoU_diff"] <= c["ci_high"]
+
+
+def test_transfers_help_states_the_recipe_its_options_fall_back_to(capsys):
+    with pytest.raises(SystemExit):
+        main(["transfer", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for option, key in (("--lr", "lr"), ("--warmup-epochs", "warmup_epochs"), ("--freeze-epochs", "freeze_epochs")):
+        help_text = text.split(f"{option} ")[-1].split(" --")[0]
+        assert f"the recipe's, {FINETUNE_RECIPE[key]:g})" in help_text, (option, help_text)

@@ -80,3 +80,16 @@ def take_required(args: argparse.Namespace, name: str) -> str:
         raise CLIError(f"{name.upper()} is missing: see --help")
     setattr(args, name, value or option)
     return value or option
+
+
+def read_scene_pair(image: str, mask: str):
+    """A scene and its mask as arrays: GeoTIFFs through GDAL (any compression), else PNG/JPEG."""
+    from pathlib import Path
+
+    if Path(image).suffix.lower() in (".tif", ".tiff"):
+        from ..geo import read_raster
+
+        return read_raster(image), read_raster(mask)
+    from ..data.io import read_image, read_mask
+
+    return read_image(image), read_mask(mask)

@@ -15,7 +15,7 @@ from ..data import (
     save_splits,
     tile_scene,
 )
-from .common import CLIError, add_required, in_range, take_required
+from .common import CLIError, add_required, in_range, read_scene_pair, take_required
 
 
 def _cmd_data_prepare(args: argparse.Namespace) -> None:
@@ -81,10 +81,9 @@ def _region(args: argparse.Namespace) -> tuple[int, int, int, int] | None:
 
 def _cmd_data_tile(args: argparse.Namespace) -> None:
     image, mask, name = args.image, args.mask, None
-    if Path(args.image).suffix.lower() in (".tif", ".tiff"):  # GeoTIFFs through GDAL (any compression)
-        from ..geo import read_raster
-
-        image, mask, name = read_raster(args.image), read_raster(args.mask), Path(args.image).stem
+    if Path(args.image).suffix.lower() in (".tif", ".tiff"):  # tile_scene reads PNG/JPEG paths itself
+        image, mask = read_scene_pair(args.image, args.mask)
+        name = Path(args.image).stem
     tiles = tile_scene(
         image, mask, tile=args.tile, stride=args.stride, max_nodata=args.max_nodata, name=name, region=_region(args)
     )

@@ -10,8 +10,8 @@ import argparse
 import json
 from pathlib import Path
 
-from ..transfer import FINETUNE_RECIPE
-from .common import CLIError, add_required, in_range, take_required
+from ..data.tiles import HALVES
+from .common import CLIError, add_required, in_range, read_scene_pair, take_required
 
 GEO_INSTALL = "pip install rasterio shapely pyogrio onnx onnxruntime (or pip install 'emr-hrnet-kit[notebooks]')"
 
@@ -77,7 +77,8 @@ def _cmd_transfer(args) -> None:
     from ..transfer import transfer_study
 
     overrides = dict(parse_override(item) for item in args.set or [])
-    recipe = {"lr": args.lr, "warmup_epochs": args.warmup_epochs, "freeze_epochs": args.freeze_epochs}
+    given = {"lr": args.lr, "warmup_epochs": args.warmup_epochs, "freeze_epochs": args.freeze_epochs}
+    recipe = {key: value for key, value in given.items() if value is not None}  # the rest: FINETUNE_RECIPE's
     data = "synthetic" if args.target == "synthetic" else str(Path(args.target).expanduser().resolve())
     if data != "synthetic" and not Path(data).exists():
         raise CLIError(f"{args.target} does not exist: give a dataset folder (images/ + masks/), a scene or synthetic")
@@ -95,17 +96,11 @@ def _cmd_transfer(args) -> None:
 
 def _scene_target(args) -> Path:
     """TARGET is a scene: tile it and its --mask into OUT/target (training half, held-out half)."""
-    from ..data.io import read_image, read_mask
     from ..transfer import scene_target
 
     if not args.mask or not args.tile:
         raise CLIError(f"{args.target} is a scene: give its --mask and the --tile size in scene pixels")
-    if Path(args.target).suffix.lower() in (".tif", ".tiff"):  # GeoTIFFs through GDAL (any compression)
-        from ..geo import read_raster
-
-        image, mask = read_raster(args.target), read_raster(args.mask)
-    else:
-        image, mask = read_image(args.target), read_mask(args.mask)
+    image, mask = read_scene_pair(args.target, args.mask)
     if mask.shape != image.shape[:2]:
         raise CLIError(f"{args.mask} is {mask.shape[::-1]} but {args.target} is {image.shape[1::-1]} (w x h)")
     try:
@@ -133,7 +128,7 @@ def _add_transfer(commands) -> None:
     transfer.add_argument("--tile", type=in_range(int, 32), help="with a scene: tile size in scene pixels")
     transfer.add_argument(
         "--held-out",
-        choices=["bottom", "top", "left", "right"],
+        choices=sorted(HALVES),
         default="bottom",
         help="with a scene: the half tested on, never trained on (default bottom)",
     )
@@ -147,16 +142,12 @@ def _add_transfer(commands) -> None:
     transfer.add_argument("--shots", nargs="+", type=in_range(int, 1), default=[8, 32, 128], help="values of k")
     transfer.add_argument("--seeds", nargs="+", type=int, default=[0], help="draws of the k tiles (and training seeds)")
     transfer.add_argument("--profile", default="quick", choices=["quick", "workshop", "paper"])
-    recipe = FINETUNE_RECIPE  # the measured best (docs/mapping.md)
-    transfer.add_argument("--lr", type=float, default=recipe["lr"], help=f"fine-tuning rate (default {recipe['lr']:g})")
+    # Defaults (None) fall back to transfer.FINETUNE_RECIPE, the measured best (docs/mapping.md); read there, not
+    # here, so that the CLI's start does not import the training modules.
+    transfer.add_argument("--lr", type=float, help="fine-tuning rate (default: the recipe's, 0.002)")
+    transfer.add_argument("--warmup-epochs", type=int, help="fine-tuning warm-up epochs (default: the recipe's, 1)")
     transfer.add_argument(
-        "--warmup-epochs",
-        type=int,
-        default=recipe["warmup_epochs"],
-        help="fine-tuning warm-up epochs (default %(default)s)",
-    )
-    transfer.add_argument(
-        "--freeze-epochs", type=int, default=recipe["freeze_epochs"], help="fine-tuning epochs with the backbone frozen"
+        "--freeze-epochs", type=int, help="fine-tuning epochs with the backbone frozen (default: the recipe's, 0)"
     )
     transfer.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="override a training setting, e.g. epochs=20"

@@ -10,7 +10,16 @@ import numpy as np
 from .base import SampleDataset, Transform
 from .io import DataError, read_image, read_mask, to_binary_mask
 
-__all__ = ["TileWindow", "SceneTiles", "tile_scene", "tile_positions"]
+__all__ = ["HALVES", "TileWindow", "SceneTiles", "tile_scene", "tile_positions"]
+
+
+# which half of a scene is held out -> (training box, held-out box) as fractions x0, y0, x1, y1
+HALVES = {
+    "bottom": ((0, 0, 1, 0.5), (0, 0.5, 1, 1)),
+    "top": ((0, 0.5, 1, 1), (0, 0, 1, 0.5)),
+    "right": ((0, 0, 0.5, 1), (0.5, 0, 1, 1)),
+    "left": ((0.5, 0, 1, 1), (0, 0, 0.5, 1)),
+}
 
 
 @dataclass(frozen=True)
