@@ -49,10 +49,20 @@ from .profiles import TrainConfig, get_config
 from .provenance import provenance
 from .run_data import run_datasets
 from .runs import run_or_reuse
-from .uncertainty import bootstrap_interval, direction, paired_bootstrap, seed_bootstrap
+from .uncertainty import (
+    bootstrap_interval,
+    direction,
+    false_positive_share,
+    landslide_precision,
+    miou,
+    paired_bootstrap,
+    paired_statistic,
+    seed_bootstrap,
+)
 
 __all__ = [
     "FINETUNE_RECIPE",
+    "compare_sources",
     "STARTS",
     "HALVES",
     "held_out_split",
@@ -78,8 +88,9 @@ PAIRS = (("finetune", "scratch"), ("finetune", "zero_shot"))  # compared image b
 
 def held_out_split(names: list[str], seed: int = 0) -> dict[str, list[str]]:
     """The target's training pool and held-out part: its own ``train_``/``test_`` parts when its
-    names carry them, else a seeded 80:20 split."""
-    if any(n.startswith("test_") for n in names) and any(n.startswith("train_") for n in names):
+    names carry them (``test_`` alone: all held out, as ``scene_target(..., "all")`` writes), else a
+    seeded 80:20 split."""
+    if any(n.startswith("test_") for n in names):
         return {
             "train": [n for n in names if n.startswith("train_")],
             "val": [n for n in names if n.startswith("test_")],
@@ -93,18 +104,22 @@ def scene_target(
     """Tile a scene (H, W, 3) and its mask (H, W) into a transfer target under ``dest``
     (``images/`` + ``masks/``): ``train_`` tiles overlapping by half from one half of the scene,
     ``test_`` tiles side by side (the last flush with the edge) from the ``held_out`` half (bottom,
-    top, left or right). Tiles that are mostly no-data (black) are skipped, as ``data tile`` does.
+    top, left or right; ``all``: the whole scene as ``test_`` tiles, no training part, for
+    :func:`compare_sources`). Tiles that are mostly no-data (black) are skipped, as ``data tile`` does.
     ``scale`` resamples the scene first (as ``map --scale``), so that ``tile``-pixel tiles at the
     training size show the ground at the scale the source model works best at."""
     from .data.io import resize_pair
     from .data.tiles import tile_scene
 
-    if held_out not in HALVES:
-        raise ValueError(f"held_out must be one of {sorted(HALVES)}, got {held_out!r}")
+    boxes = {**HALVES, "all": (None, (0, 0, 1, 1))}  # all: test tiles only, for comparing sources zero-shot
+    if held_out not in boxes:
+        raise ValueError(f"held_out must be one of {sorted(boxes)}, got {held_out!r}")
     if scale != 1.0:
         image, mask = resize_pair(image, mask, (round(mask.shape[0] * scale), round(mask.shape[1] * scale)))
     height, width = mask.shape
-    for prefix, box, stride in zip(("train", "test"), HALVES[held_out], (tile // 2, tile)):
+    for prefix, box, stride in zip(("train", "test"), boxes[held_out], (tile // 2, tile)):
+        if box is None:
+            continue
         region = (round(box[0] * width), round(box[1] * height), round(box[2] * width), round(box[3] * height))
         if min(region[2] - region[0], region[3] - region[1]) < tile:
             raise ValueError(f"tile {tile} px is larger than half the scene ({width} x {height} px)")
@@ -226,6 +241,72 @@ def transfer_study(
         "provenance": provenance(),
     }
     _write(study, out)
+    return study
+
+
+# what compare_sources reports, each a statistic of summed confusion matrices (a fraction)
+SOURCE_STATISTICS = {"mIoU": miou, "precision_landslide": landslide_precision, "false_positives": false_positive_share}
+
+
+def compare_sources(checkpoints: dict, target: str, out: str | Path, profile: str = "quick") -> dict:
+    """Source models (name -> checkpoint) tested as they are on ``target``'s held-out part, e.g. one
+    trained with Bijie's non-landslide images against one without: does it raise fewer false alarms?
+
+    For each model: mIoU, landslide IoU, landslide precision and ``false_positives`` (the share of
+    background pixels predicted landslide), percent; for each model after the first, its
+    difference from the first in each of those, paired over the held-out images with a 95 %
+    interval and a direction (for false positives, ``worse`` means fewer). Writes ``sources.json``
+    and ``sources.md`` into ``out``; nothing is trained.
+    """
+    names, out = list(checkpoints), Path(out)
+    if len(names) < 2:
+        raise ValueError("compare_sources needs at least two checkpoints (name -> path)")
+    config = _source_config(Path(checkpoints[names[0]]), target, profile, {})
+    parts = held_out_split(sorted(run_datasets(config).base.names), config.split_seed)
+    save_splits(parts, out / "splits")
+    held_out = run_datasets(replace(config, split_dir=str(out / "splits"))).val
+    per_image = {name: per_image_confusion(model_from_checkpoint(checkpoints[name]), held_out) for name in names}
+    rows = []
+    for name in names:
+        total = np.array(list(per_image[name].values())).sum(0)
+        extra = {key: 100 * float(SOURCE_STATISTICS[key](total)) for key in ("precision_landslide", "false_positives")}
+        rows.append({"source": name, **_scores(per_image[name]), **extra})
+    comparisons = []
+    for name in names[1:]:
+        for key, statistic in SOURCE_STATISTICS.items():
+            pair = paired_statistic(per_image[name], per_image[names[0]], statistic)
+            comparisons.append(
+                {
+                    "a": name,
+                    "b": names[0],
+                    "metric": key,
+                    "diff": pair["diff"],
+                    "ci_low": pair["ci_low"],
+                    "ci_high": pair["ci_high"],
+                    "direction": direction(pair["ci_low"], pair["ci_high"]),
+                }
+            )
+    study = {
+        "results": rows,
+        "comparisons": comparisons,
+        "settings": {
+            "checkpoints": {name: str(checkpoints[name]) for name in names},
+            "target": Path(target).name if target != "synthetic" else "synthetic",
+            "held_out_images": len(parts["val"]),
+            "profile": profile,
+        },
+        "provenance": provenance(),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sources.json").write_text(json.dumps(study, indent=1))
+    caption = (
+        f"Source models tested as they are on {study['settings']['target']} ({len(parts['val'])} held-out images), "
+        f"commit {study['provenance'].get('commit')}, {study['provenance'].get('device')}; percent, 95 % bootstrap "
+        "intervals over the held-out images (paired for the differences)"
+    )
+    columns = ["source", "mIoU", "ci_low", "ci_high", "IoU_landslide", *list(SOURCE_STATISTICS)[1:]]
+    tables = [table_markdown(rows, columns), table_markdown(comparisons, list(comparisons[0]))]
+    (out / "sources.md").write_text("\n\n".join([caption, *tables]) + "\n")
     return study
 
 

@@ -54,7 +54,7 @@ class CompareError(ValueError):
     """Two runs cannot be compared; the message names the run folder and what is missing."""
 
 
-def _miou(matrices: np.ndarray) -> np.ndarray:
+def miou(matrices: np.ndarray) -> np.ndarray:
     """mIoU of confusion matrices (..., 2, 2) (rows truth, columns prediction), as metrics.py defines it."""
     tp = np.diagonal(matrices, axis1=-2, axis2=-1).astype(float)
     union = matrices.sum(axis=-1) + matrices.sum(axis=-2) - tp
@@ -91,7 +91,7 @@ def bootstrap_interval(per_image: dict[str, list], resamples: int = 2000, seed: 
     same images use :func:`paired_bootstrap`, which is much narrower.
     """
     matrices = np.array([per_image[name] for name in sorted(per_image)], dtype=np.int64)
-    values = _resampled(lambda draw: _miou(matrices[draw].sum(1)), len(matrices), resamples, seed)
+    values = _resampled(lambda draw: miou(matrices[draw].sum(1)), len(matrices), resamples, seed)
     low, high = np.quantile(100 * values, [(1 - level) / 2, (1 + level) / 2])
     return float(low), float(high)
 
@@ -104,6 +104,20 @@ def paired_bootstrap(
     Each resample draws the images with replacement, sums the drawn images' confusion matrices
     for each run and recomputes both mIoUs, so the interval reflects which images were tested.
     """
+    pair = paired_statistic(per_image_a, per_image_b, miou, resamples, seed, level)
+    return {
+        "mIoU_a": pair["a"],
+        "mIoU_b": pair["b"],
+        "mIoU_diff": pair["diff"],
+        **{key: pair[key] for key in ("ci_low", "ci_high", "level", "n_images", "resamples", "seed")},
+    }
+
+
+def paired_statistic(
+    per_image_a: dict[str, list], per_image_b: dict[str, list], statistic, resamples=10_000, seed=0, level=0.95
+) -> dict:
+    """:func:`paired_bootstrap` for any ``statistic`` of summed confusion matrices ((..., 2, 2) ->
+    (...), a fraction): its value for a and b and a - b with an interval, in percent."""
     if set(per_image_a) != set(per_image_b):
         common = len(set(per_image_a) & set(per_image_b))
         raise CompareError(
@@ -113,13 +127,15 @@ def paired_bootstrap(
     names = sorted(per_image_a)
     a = np.array([per_image_a[n] for n in names], dtype=np.int64)
     b = np.array([per_image_b[n] for n in names], dtype=np.int64)
-    differences = _resampled(lambda draw: _miou(a[draw].sum(1)) - _miou(b[draw].sum(1)), len(names), resamples, seed)
-    low, high = np.quantile(100 * differences, [(1 - level) / 2, (1 + level) / 2])
-    miou_a, miou_b = 100 * _miou(a.sum(0)), 100 * _miou(b.sum(0))
+    differences = _resampled(
+        lambda draw: statistic(a[draw].sum(1)) - statistic(b[draw].sum(1)), len(names), resamples, seed
+    )
+    low, high = np.nanquantile(100 * differences, [(1 - level) / 2, (1 + level) / 2])
+    value_a, value_b = 100 * float(statistic(a.sum(0))), 100 * float(statistic(b.sum(0)))
     return {
-        "mIoU_a": float(miou_a),
-        "mIoU_b": float(miou_b),
-        "mIoU_diff": float(miou_a - miou_b),
+        "a": value_a,
+        "b": value_b,
+        "diff": value_a - value_b,
         "ci_low": float(low),
         "ci_high": float(high),
         "level": level,
@@ -127,6 +143,18 @@ def paired_bootstrap(
         "resamples": resamples,
         "seed": seed,
     }
+
+
+def landslide_precision(matrices: np.ndarray) -> np.ndarray:
+    """Of the pixels predicted landslide, the share that are landslide (confusion matrices (..., 2, 2))."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return matrices[..., 1, 1] / matrices[..., :, 1].sum(-1)
+
+
+def false_positive_share(matrices: np.ndarray) -> np.ndarray:
+    """Of the background pixels, the share predicted landslide: the false alarms a whole-scene map shows."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return matrices[..., 0, 1] / matrices[..., 0, :].sum(-1)
 
 
 def direction(ci_low: float, ci_high: float) -> str:
@@ -162,14 +190,14 @@ def seed_bootstrap(
     if set(pairs[0][0]) != set(pairs[0][1]):
         raise CompareError("the two rows were evaluated on different test images; compare runs of one split")
     n_seeds, n_images = len(pairs), len(names)
-    per_seed = 100 * (_miou(a.sum(1)) - _miou(b.sum(1)))
+    per_seed = 100 * (miou(a.sum(1)) - miou(b.sum(1)))
     rng = np.random.default_rng(seed)
     means = []
     for start in range(0, resamples, 500):
         chunk = min(500, resamples - start)
         seeds = rng.integers(0, n_seeds, size=(chunk, n_seeds, 1))
         images = rng.integers(0, n_images, size=(chunk, n_seeds, n_images))
-        diff = _miou(a[seeds, images].sum(2)) - _miou(b[seeds, images].sum(2))  # (chunk, n_seeds)
+        diff = miou(a[seeds, images].sum(2)) - miou(b[seeds, images].sum(2))  # (chunk, n_seeds)
         means.append(100 * diff.mean(axis=1))
     low, high = np.quantile(np.concatenate(means), [(1 - level) / 2, (1 + level) / 2])
     return {

@@ -6,7 +6,15 @@ from emr_lib.cli import main
 from emr_lib.data import synthetic_scene
 from emr_lib.profiles import get_config
 from emr_lib.train import train
-from emr_lib.transfer import FINETUNE_RECIPE, STARTS, held_out_split, recipe_folder, scene_target, transfer_study
+from emr_lib.transfer import (
+    FINETUNE_RECIPE,
+    STARTS,
+    compare_sources,
+    held_out_split,
+    recipe_folder,
+    scene_target,
+    transfer_study,
+)
 
 TINY = dict(synthetic_n=60, synthetic_size=64, size=64, epochs=2, batch_size=8)
 
@@ -114,3 +122,28 @@ def test_transfers_help_states_the_recipe_its_options_fall_back_to(capsys):
     for option, key in (("--lr", "lr"), ("--warmup-epochs", "warmup_epochs"), ("--freeze-epochs", "freeze_epochs")):
         help_text = text.split(f"{option} ")[-1].split(" --")[0]
         assert f"the recipe's, {FINETUNE_RECIPE[key]:g})" in help_text, (option, help_text)
+
+
+def test_source_models_are_compared_zero_shot_on_a_whole_scene(tmp_path, capsys):
+    from PIL import Image
+
+    for name, seed in (("plain", 0), ("other", 1)):
+        train(get_config("quick", model="hrnet", seed=seed, **TINY), tmp_path / name, progress=False)
+    image, mask = synthetic_scene(grid=4, size=64)
+    Image.fromarray(image).save(tmp_path / "scene.png")
+    Image.fromarray(mask * 255).save(tmp_path / "mask.png")
+    plain, other = (str(tmp_path / name / "best.pt") for name in ("plain", "other"))
+    scene = [str(tmp_path / "scene.png"), str(tmp_path / "out"), "--mask", str(tmp_path / "mask.png"), "--tile", "64"]
+    assert main(["transfer", plain, *scene, "--held-out", "all", "--versus", other]) == 0
+    assert "false_positives" in capsys.readouterr().out
+    study = json.loads((tmp_path / "out" / "sources.json").read_text())
+    assert not list((tmp_path / "out" / "target" / "images").glob("train_*"))  # the whole scene is held out
+    assert study["settings"]["held_out_images"] == 16  # 4 x 4 side-by-side tiles
+    assert [row["source"] for row in study["results"]] == ["plain", "other"]  # named by their run folders
+    plain_row, other_row = study["results"]
+    assert [c["metric"] for c in study["comparisons"]] == ["mIoU", "precision_landslide", "false_positives"]
+    for c in study["comparisons"]:
+        assert (c["a"], c["b"]) == ("other", "plain")
+        assert c["diff"] == pytest.approx(other_row[c["metric"]] - plain_row[c["metric"]], nan_ok=True)  # 0/0 precision
+    itself = compare_sources({"a": plain, "b": plain}, str(tmp_path / "out" / "target"), tmp_path / "self")
+    assert all(c["diff"] == c["ci_low"] == c["ci_high"] == 0 for c in itself["comparisons"] if c["metric"] == "mIoU")

@@ -68,11 +68,12 @@ def test_compare_names_the_run_and_what_is_missing(tmp_path, capsys):
 
 
 def test_bootstrap_interval_of_one_run_holds_its_miou_and_has_no_width_when_images_agree():
-    from emr_lib.uncertainty import _miou, bootstrap_interval
+    from emr_lib.uncertainty import bootstrap_interval
+    from emr_lib.uncertainty import miou as dataset_miou
 
     per_image = _per_image(0)
     low, high = bootstrap_interval(per_image, resamples=1000)
-    miou = 100 * _miou(np.sum(list(per_image.values()), axis=0))
+    miou = 100 * dataset_miou(np.sum(list(per_image.values()), axis=0))
     assert low < miou < high and high - low < 10
     assert bootstrap_interval(per_image, resamples=1000) == (low, high)  # seeded
     alike = dict.fromkeys(("a", "b", "c"), [[900, 20], [30, 50]])
@@ -126,3 +127,15 @@ def test_paired_differences_add_a_pooled_row_with_direction_and_the_papers_effec
     assert rows[-1]["mIoU_diff"] == pytest.approx((rows[0]["mIoU_diff"] + rows[1]["mIoU_diff"]) / 2)
     single = paired_differences({0: by_seed[0]}, "hrnet", resamples=200)
     assert [r["seed"] for r in single] == [0] and "paper_inside" not in single[0]
+
+
+def test_paired_statistic_bootstraps_false_positives_and_precision_image_by_image():
+    from emr_lib.uncertainty import false_positive_share, landslide_precision, paired_statistic
+
+    # rows truth (background, landslide), columns prediction: a flags 10 of 100 background pixels, b none
+    a = {f"img{i}": [[90, 10], [5, 15]] for i in range(6)}
+    b = {f"img{i}": [[100, 0], [5, 15]] for i in range(6)}
+    pair = paired_statistic(a, b, false_positive_share, resamples=200)
+    assert pair["a"] == pytest.approx(10.0) and pair["b"] == 0.0 and pair["ci_low"] == pair["ci_high"] == 10.0
+    precision = paired_statistic(a, b, landslide_precision, resamples=200)
+    assert precision["diff"] == pytest.approx(100 * 15 / 25 - 100)

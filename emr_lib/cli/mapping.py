@@ -84,6 +84,9 @@ def _cmd_transfer(args) -> None:
         raise CLIError(f"{args.target} does not exist: give a dataset folder (images/ + masks/), a scene or synthetic")
     if Path(data).is_file():
         data = str(_scene_target(args))
+    if args.versus:
+        _compare_sources(args, data)
+        return
     try:
         study = transfer_study(
             args.checkpoint, data, args.shots, args.seeds, args.out, args.profile, recipe, overrides, runs=args.runs
@@ -92,6 +95,19 @@ def _cmd_transfer(args) -> None:
         raise CLIError(str(err)) from err
     print((Path(args.out) / "transfer.md").read_text())
     print(f"{len(study['results'])} results in {Path(args.out) / 'transfer.json'}")
+
+
+def _compare_sources(args, data: str) -> None:
+    from ..transfer import compare_sources
+
+    paths = [args.checkpoint, *args.versus]
+    names = [Path(path).parent.name or Path(path).stem for path in paths]
+    checkpoints = dict(zip(names if len(set(names)) == len(names) else paths, paths))
+    try:
+        compare_sources(checkpoints, data, args.out, args.profile)
+    except ValueError as err:
+        raise CLIError(str(err)) from err
+    print((Path(args.out) / "sources.md").read_text())
 
 
 def _scene_target(args) -> Path:
@@ -128,15 +144,23 @@ def _add_transfer(commands) -> None:
     transfer.add_argument("--tile", type=in_range(int, 32), help="with a scene: tile size in scene pixels")
     transfer.add_argument(
         "--held-out",
-        choices=sorted(HALVES),
+        choices=[*sorted(HALVES), "all"],
         default="bottom",
-        help="with a scene: the half tested on, never trained on (default bottom)",
+        help="with a scene: the half tested on, never trained on (default bottom; all: the whole scene, for --versus)",
     )
     transfer.add_argument(
         "--scale",
         type=in_range(float, 0, low_open=True),
         default=1.0,
         help="with a scene: resample it by this factor before tiling (as map --scale; default 1)",
+    )
+    transfer.add_argument(
+        "--versus",
+        nargs="+",
+        metavar="CKPT",
+        help="instead of the study: test CHECKPOINT and these source models as they are on TARGET's held-out part "
+        "(mIoU, landslide precision, false positives, each against CHECKPOINT), e.g. a model trained with "
+        "non-landslide images; writes sources.json and sources.md",
     )
     transfer.add_argument("--runs", help="folder for the runs (default OUT); share it between recipes")
     transfer.add_argument("--shots", nargs="+", type=in_range(int, 1), default=[8, 32, 128], help="values of k")
