@@ -10,6 +10,7 @@ so the ledger changes when they do. The pipeline rewrites it after a committed p
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -276,9 +277,64 @@ def render_readme_results(root: Path | None = None) -> str:
         *[f"| {i.paper} | {i.status.format(**status)} |" for i in claims],
         "",
         *[line.replace("## The numbers", "#### The numbers") for line in _numbers(root)],
+        *_transfer(root),
         README_END,
     ]
     return "\n".join(lines)
+
+
+def _transfer(root: Path) -> list[str]:
+    """The few-shot studies (``transfer``) and source comparisons (``transfer --versus``) committed in
+    ``benchmarks/results/``: each recipe's fine-tuned minus scratch over the draws, per target and k."""
+    results = root / "benchmarks" / "results"
+    studies = sorted((results / "transfer").glob("*/transfer.json"))
+    if not studies:
+        return []
+    lines = [
+        "#### Transfer to a new region",
+        "",
+        "Bijie's workshop EMR-HRNet fine-tuned on k labelled tiles of a new target minus the same network "
+        "trained from scratch on them (`python -m emr_lib transfer`; mIoU points on the target's held-out part, "
+        "mean over the draws with a two-level 95 % interval; one folder per target and recipe, "
+        "[docs/mapping.md](docs/mapping.md) says how each was made):",
+        "",
+        "| study | fine-tuned - scratch at each k | draws | commit |",
+        "|---|---|---|---|",
+    ]
+    for path in studies:
+        study = json.loads(path.read_text())
+        pooled = [c for c in study["comparisons"] if c["seed"] == "all" and c["b"] == "scratch"]
+        cells = [
+            f"k = {c['shots']}: {c['mIoU_diff']:+.2f} [{c['ci_low']:+.2f}, {c['ci_high']:+.2f}] {c['direction']}"
+            for c in pooled
+        ]
+        draws = pooled[0]["n_seeds"] if pooled else 1
+        lines.append(f"| `{path.parent.name}` | {'; '.join(cells)} | {draws} | {study['provenance'].get('commit')} |")
+    lines.append("")
+    for path in sorted((results / "transfer-sources").glob("*/sources.json")):
+        study = json.loads(path.read_text())
+        lines += [
+            f"Source models tested as they are on `{path.parent.name}` ({study['settings']['held_out_images']} "
+            f"held-out tiles; `transfer --versus`, commit {study['provenance'].get('commit')}), percent; "
+            "false positives: the share of background pixels predicted landslide:",
+            "",
+            "| source | mIoU | landslide IoU | landslide precision | false positives |",
+            "|---|---|---|---|---|",
+            *[
+                f"| {r['source']} | {r['mIoU']:.2f} | {r['IoU_landslide']:.2f} | {r['precision_landslide']:.2f} | "
+                f"{r['false_positives']:.2f} |"
+                for r in study["results"]
+            ],
+            "",
+        ]
+        for a in dict.fromkeys(c["a"] for c in study["comparisons"]):
+            pairs = [c for c in study["comparisons"] if c["a"] == a]
+            said = [
+                f"{c['metric']} {c['diff']:+.2f} [{c['ci_low']:+.2f}, {c['ci_high']:+.2f}] ({c['direction']})"
+                for c in pairs
+            ]
+            lines += [f"{a} minus {pairs[0]['b']}, paired over the tiles: " + "; ".join(said) + ".", ""]
+    return lines
 
 
 def _with_readme_results(readme: str, block: str) -> str:

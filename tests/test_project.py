@@ -189,6 +189,21 @@ def test_mapping_doc_numbers_are_the_committed_results():
     assert f"{record['model_gsd_m']:.2f} m for the workshop models" in text
 
 
+def test_readme_shows_every_committed_transfer_study_and_source_comparison():
+    readme = (REPO / "README.md").read_text()
+    results = REPO / "benchmarks" / "results"
+    for path in sorted((results / "transfer").glob("*/transfer.json")):
+        for c in json.loads(path.read_text())["comparisons"]:
+            if c["seed"] == "all" and c["b"] == "scratch":
+                row = f"| `{path.parent.name}` | "
+                interval = f"{c['mIoU_diff']:+.2f} [{c['ci_low']:+.2f}, {c['ci_high']:+.2f}]"
+                said = f"k = {c['shots']}: {interval} {c['direction']}"
+                assert any(line.startswith(row) and said in line for line in readme.splitlines()), (path, c["shots"])
+    for path in sorted((results / "transfer-sources").glob("*/sources.json")):
+        for row in json.loads(path.read_text())["results"]:
+            assert f"| {row['source']} | {row['mIoU']:.2f} |" in readme, (path.parent.name, row["source"])
+
+
 def test_a_status_made_of_several_counts_is_the_weakest_of_them():
     from emr_lib.claims import _count_word, _worst
 
