@@ -185,6 +185,8 @@ def test_mapping_doc_numbers_are_the_committed_results():
         pooled = [c for c in study["comparisons"] if c["seed"] == "all" and c["b"] == "scratch"]
         quoted = ", ".join(f"{c['mIoU_diff']:+.2f} [{c['ci_low']:+.2f}, {c['ci_high']:+.2f}]" for c in pooled)
         assert quoted in text, f"docs/mapping.md does not quote {folder.name}'s fine-tuned minus scratch"
+        pool, held_out = study["settings"]["training_pool"], study["settings"]["held_out_images"]
+        assert f" {pool} " in text and f" {held_out} " in text, f"docs/mapping.md: {folder.name}'s tile counts"
     record = json.loads((REPO / "figures" / "workshop" / "run_records" / "emr_hrnet" / "record.json").read_text())
     assert f"{record['model_gsd_m']:.2f} m for the workshop models" in text
 
