@@ -255,7 +255,7 @@ def compare_sources(checkpoints: dict, target: str, out: str | Path, profile: st
     For each model: mIoU, landslide IoU, landslide precision and ``false_positives`` (the share of
     background pixels predicted landslide), percent; for each model after the first, its
     difference from the first in each of those, paired over the held-out images with a 95 %
-    interval and a direction (for false positives, ``worse`` means fewer). Writes ``sources.json``
+    interval and a direction (``better`` for false positives means fewer). Writes ``sources.json``
     and ``sources.md`` into ``out``; nothing is trained.
     """
     names, out = list(checkpoints), Path(out)
@@ -275,6 +275,9 @@ def compare_sources(checkpoints: dict, target: str, out: str | Path, profile: st
     for name in names[1:]:
         for key, statistic in SOURCE_STATISTICS.items():
             pair = paired_statistic(per_image[name], per_image[names[0]], statistic)
+            low, high = (
+                (-pair["ci_high"], -pair["ci_low"]) if key == "false_positives" else (pair["ci_low"], pair["ci_high"])
+            )
             comparisons.append(
                 {
                     "a": name,
@@ -283,7 +286,7 @@ def compare_sources(checkpoints: dict, target: str, out: str | Path, profile: st
                     "diff": pair["diff"],
                     "ci_low": pair["ci_low"],
                     "ci_high": pair["ci_high"],
-                    "direction": direction(pair["ci_low"], pair["ci_high"]),
+                    "direction": direction(low, high),  # fewer false positives is better
                 }
             )
     study = {

@@ -145,5 +145,8 @@ def test_source_models_are_compared_zero_shot_on_a_whole_scene(tmp_path, capsys)
     for c in study["comparisons"]:
         assert (c["a"], c["b"]) == ("other", "plain")
         assert c["diff"] == pytest.approx(other_row[c["metric"]] - plain_row[c["metric"]], nan_ok=True)  # 0/0 precision
+    fewer = next(c for c in study["comparisons"] if c["metric"] == "false_positives")
+    expected = "better" if fewer["ci_high"] < 0 else "worse" if fewer["ci_low"] > 0 else "unresolved"
+    assert fewer["direction"] == expected  # fewer false alarms is better
     itself = compare_sources({"a": plain, "b": plain}, str(tmp_path / "out" / "target"), tmp_path / "self")
     assert all(c["diff"] == c["ci_low"] == c["ci_high"] == 0 for c in itself["comparisons"] if c["metric"] == "mIoU")
