@@ -53,6 +53,7 @@ from .uncertainty import (
     bootstrap_interval,
     direction,
     false_positive_share,
+    landslide_iou,
     landslide_precision,
     miou,
     paired_bootstrap,
@@ -245,7 +246,12 @@ def transfer_study(
 
 
 # what compare_sources reports, each a statistic of summed confusion matrices (a fraction)
-SOURCE_STATISTICS = {"mIoU": miou, "precision_landslide": landslide_precision, "false_positives": false_positive_share}
+SOURCE_STATISTICS = {
+    "mIoU": miou,
+    "IoU_landslide": landslide_iou,
+    "precision_landslide": landslide_precision,
+    "false_positives": false_positive_share,
+}
 
 
 def compare_sources(checkpoints: dict, target: str, out: str | Path, profile: str = "quick") -> dict:
@@ -307,7 +313,7 @@ def compare_sources(checkpoints: dict, target: str, out: str | Path, profile: st
         f"commit {study['provenance'].get('commit')}, {study['provenance'].get('device')}; percent, 95 % bootstrap "
         "intervals over the held-out images (paired for the differences)"
     )
-    columns = ["source", "mIoU", "ci_low", "ci_high", "IoU_landslide", *list(SOURCE_STATISTICS)[1:]]
+    columns = ["source", "mIoU", "ci_low", "ci_high", *list(SOURCE_STATISTICS)[1:]]
     tables = [table_markdown(rows, columns), table_markdown(comparisons, list(comparisons[0]))]
     (out / "sources.md").write_text("\n\n".join([caption, *tables]) + "\n")
     return study

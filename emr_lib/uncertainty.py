@@ -151,6 +151,12 @@ def landslide_precision(matrices: np.ndarray) -> np.ndarray:
         return matrices[..., 1, 1] / matrices[..., :, 1].sum(-1)
 
 
+def landslide_iou(matrices: np.ndarray) -> np.ndarray:
+    """IoU of the landslide class (confusion matrices (..., 2, 2))."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return matrices[..., 1, 1] / (matrices[..., 1, :].sum(-1) + matrices[..., 0, 1])
+
+
 def false_positive_share(matrices: np.ndarray) -> np.ndarray:
     """Of the background pixels, the share predicted landslide: the false alarms a whole-scene map shows."""
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -141,7 +141,12 @@ def test_source_models_are_compared_zero_shot_on_a_whole_scene(tmp_path, capsys)
     assert study["settings"]["held_out_images"] == 16  # 4 x 4 side-by-side tiles
     assert [row["source"] for row in study["results"]] == ["plain", "other"]  # named by their run folders
     plain_row, other_row = study["results"]
-    assert [c["metric"] for c in study["comparisons"]] == ["mIoU", "precision_landslide", "false_positives"]
+    assert [c["metric"] for c in study["comparisons"]] == [
+        "mIoU",
+        "IoU_landslide",
+        "precision_landslide",
+        "false_positives",
+    ]
     for c in study["comparisons"]:
         assert (c["a"], c["b"]) == ("other", "plain")
         assert c["diff"] == pytest.approx(other_row[c["metric"]] - plain_row[c["metric"]], nan_ok=True)  # 0/0 precision

@@ -130,7 +130,7 @@ def test_paired_differences_add_a_pooled_row_with_direction_and_the_papers_effec
 
 
 def test_paired_statistic_bootstraps_false_positives_and_precision_image_by_image():
-    from emr_lib.uncertainty import false_positive_share, landslide_precision, paired_statistic
+    from emr_lib.uncertainty import false_positive_share, landslide_iou, landslide_precision, paired_statistic
 
     # rows truth (background, landslide), columns prediction: a flags 10 of 100 background pixels, b none
     a = {f"img{i}": [[90, 10], [5, 15]] for i in range(6)}
@@ -139,3 +139,4 @@ def test_paired_statistic_bootstraps_false_positives_and_precision_image_by_imag
     assert pair["a"] == pytest.approx(10.0) and pair["b"] == 0.0 and pair["ci_low"] == pair["ci_high"] == 10.0
     precision = paired_statistic(a, b, landslide_precision, resamples=200)
     assert precision["diff"] == pytest.approx(100 * 15 / 25 - 100)
+    assert paired_statistic(a, b, landslide_iou, resamples=200)["a"] == pytest.approx(100 * 15 / 30)
