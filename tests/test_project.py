@@ -187,6 +187,13 @@ def test_mapping_doc_numbers_are_the_committed_results():
         assert quoted in text, f"docs/mapping.md does not quote {folder.name}'s fine-tuned minus scratch"
         pool, held_out = study["settings"]["training_pool"], study["settings"]["held_out_images"]
         assert f" {pool} " in text and f" {held_out} " in text, f"docs/mapping.md: {folder.name}'s tile counts"
+    for path in sorted((REPO / "benchmarks" / "results" / "transfer-sources").glob("*/sources.json")):
+        study = json.loads(path.read_text())
+        assert f"{path.parent.name}/sources.md" in text and f" {study['settings']['held_out_images']} tiles" in text
+        for row in study["results"]:
+            assert f"{row['false_positives']:.2f} %" in text and f"{row['IoU_landslide']:.2f} %" in text, row["source"]
+        for c in study["comparisons"]:
+            assert f"{c['diff']:+.2f} [{c['ci_low']:+.2f}, {c['ci_high']:+.2f}]" in text, (path, c["metric"])
     record = json.loads((REPO / "figures" / "workshop" / "run_records" / "emr_hrnet" / "record.json").read_text())
     assert f"{record['model_gsd_m']:.2f} m for the workshop models" in text
 
