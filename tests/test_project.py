@@ -4,6 +4,7 @@ import json
 import re
 import tomllib
 
+import pytest
 import yaml
 
 from conftest import REPO
@@ -244,3 +245,25 @@ def test_no_notebook_carries_test_markers_and_every_episode_links_the_glossary()
         assert "NBVAL_" not in text, f"{path.name}: nbval markers belong in cell tags"
         header = "".join(json.loads(text)["cells"][0]["source"])
         assert "docs/glossary.md" in header, f"{path.name}: the header does not link the glossary"
+
+
+def test_the_committed_run_records_give_table4s_committed_differences():
+    import csv
+
+    from emr_lib.uncertainty import paired_differences
+
+    records = REPO / "figures" / "workshop" / "run_records"
+    folders = {"baseline": "ablation_baseline", "+DEMA+RMA+CenterRep": "ablation_dema_rma_centerrep"}
+    by_seed = {
+        seed: {
+            row: json.loads((records / (folder + ("" if seed == 0 else f"-seed{seed}")) / "record.json").read_text())
+            for row, folder in folders.items()
+        }
+        for seed in (0, 1, 2)
+    }
+    committed = list(csv.DictReader((REPO / "figures" / "workshop" / "table4_differences.csv").open()))
+    computed = paired_differences(by_seed, "baseline")
+    assert [str(row["seed"]) for row in computed] == [row["seed"] for row in committed]
+    for ours, theirs in zip(computed, committed):
+        assert ours["mIoU_diff"] == pytest.approx(float(theirs["mIoU_diff"]))
+        assert (ours["ci_low"], ours["ci_high"]) == pytest.approx((float(theirs["ci_low"]), float(theirs["ci_high"])))
