@@ -41,7 +41,7 @@ import torch
 
 from .checkpoints import load_checkpoint, model_from_checkpoint
 from .data.splits import make_splits, save_splits
-from .data.tiles import HALVES
+from .data.tiles import HALVES, HELD_OUT
 from .figures import table_markdown
 from .inference import per_image_confusion
 from .metrics import segmentation_metrics
@@ -112,13 +112,12 @@ def scene_target(
     from .data.io import resize_pair
     from .data.tiles import tile_scene
 
-    boxes = {**HALVES, "all": (None, (0, 0, 1, 1))}  # all: test tiles only, for comparing sources zero-shot
-    if held_out not in boxes:
-        raise ValueError(f"held_out must be one of {sorted(boxes)}, got {held_out!r}")
+    if held_out not in HELD_OUT:
+        raise ValueError(f"held_out must be one of {sorted(HELD_OUT)}, got {held_out!r}")
     if scale != 1.0:
         image, mask = resize_pair(image, mask, (round(mask.shape[0] * scale), round(mask.shape[1] * scale)))
     height, width = mask.shape
-    for prefix, box, stride in zip(("train", "test"), boxes[held_out], (tile // 2, tile)):
+    for prefix, box, stride in zip(("train", "test"), HELD_OUT[held_out], (tile // 2, tile)):
         if box is None:
             continue
         region = (round(box[0] * width), round(box[1] * height), round(box[2] * width), round(box[3] * height))

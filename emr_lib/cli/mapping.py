@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..data.tiles import HALVES
+from ..data.tiles import HELD_OUT
 from .common import CLIError, add_required, in_range, read_scene_pair, take_required
 
 GEO_INSTALL = "pip install rasterio shapely pyogrio onnx onnxruntime (or pip install 'emr-hrnet-kit[notebooks]')"
@@ -144,7 +144,7 @@ def _add_transfer(commands) -> None:
     transfer.add_argument("--tile", type=in_range(int, 32), help="with a scene: tile size in scene pixels")
     transfer.add_argument(
         "--held-out",
-        choices=[*sorted(HALVES), "all"],
+        choices=sorted(HELD_OUT),
         default="bottom",
         help="with a scene: the half tested on, never trained on (default bottom; all: the whole scene, for --versus)",
     )

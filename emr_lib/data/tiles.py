@@ -10,7 +10,7 @@ import numpy as np
 from .base import SampleDataset, Transform
 from .io import DataError, read_image, read_mask, to_binary_mask
 
-__all__ = ["HALVES", "TileWindow", "SceneTiles", "tile_scene", "tile_positions"]
+__all__ = ["HALVES", "HELD_OUT", "TileWindow", "SceneTiles", "tile_scene", "tile_positions"]
 
 
 # which half of a scene is held out -> (training box, held-out box) as fractions x0, y0, x1, y1
@@ -20,6 +20,8 @@ HALVES = {
     "right": ((0, 0, 0.5, 1), (0.5, 0, 1, 1)),
     "left": ((0.5, 0, 1, 1), (0, 0, 0.5, 1)),
 }
+# and every choice of held-out part: a half, or "all" (the whole scene held out, no training part)
+HELD_OUT = {**HALVES, "all": (None, (0, 0, 1, 1))}
 
 
 @dataclass(frozen=True)
