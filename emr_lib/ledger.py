@@ -25,6 +25,7 @@ from .claims import (
 )
 from .paper import TABLE2, TABLE4, TABLE5, TABLE7
 from .paths import project_root
+from .transfer import FINETUNE_RECIPE, full_recipe
 from .uncertainty import direction
 from .workshop import rendered_times
 
@@ -251,6 +252,7 @@ def render_ledger(root: Path | None = None) -> str:
         *_seeds(root, 2),
         *_seeds(root, 4),
         *_comparisons(root),
+        *_transfer(root),
         *_deviations(root),
     ]
     return "\n".join(lines) + "\n"
@@ -277,40 +279,74 @@ def render_readme_results(root: Path | None = None) -> str:
         *[f"| {i.paper} | {i.status.format(**status)} |" for i in claims],
         "",
         *[line.replace("## The numbers", "#### The numbers") for line in _numbers(root)],
-        *_transfer(root),
+        *_transfer_summary(root),
         README_END,
     ]
     return "\n".join(lines)
 
 
-def _transfer(root: Path) -> list[str]:
-    """The few-shot studies (``transfer``) and source comparisons (``transfer --versus``) committed in
-    ``benchmarks/results/``: each recipe's fine-tuned minus scratch over the draws, per target and k."""
-    results = root / "benchmarks" / "results"
-    studies = sorted((results / "transfer").glob("*/transfer.json"))
-    if not studies:
-        return []
-    lines = [
-        "#### Transfer to a new region",
-        "",
-        "Bijie's workshop EMR-HRNet fine-tuned on k labelled tiles of a new target minus the same network "
-        "trained from scratch on them (`python -m emr_lib transfer`; mIoU points on the target's held-out part, "
-        "mean over the draws with a two-level 95 % interval; one folder per target and recipe, "
-        "[docs/mapping.md](docs/mapping.md) says how each was made):",
-        "",
-        "| study | fine-tuned - scratch at each k | draws | commit |",
-        "|---|---|---|---|",
-    ]
-    for path in studies:
+TRANSFER_INTRO = (
+    "Bijie's workshop EMR-HRNet fine-tuned on k labelled tiles of a new target minus the same network trained from "
+    "scratch on them (`python -m emr_lib transfer`; mIoU points on the target's held-out part, mean over the draws "
+    "with a two-level 95 % interval; one folder per target and recipe in `benchmarks/results/transfer/`, "
+    "[docs/mapping.md](docs/mapping.md) says how each was made)"
+)
+
+
+def _transfer_rows(root: Path, recipe_only: bool = False) -> list[str]:
+    """One table row per committed few-shot study: fine-tuned minus scratch over the draws at each k; with
+    ``recipe_only``, only the studies made with the recipe ``transfer`` uses by default."""
+    rows = []
+    for path in sorted((root / "benchmarks" / "results" / "transfer").glob("*/transfer.json")):
         study = json.loads(path.read_text())
+        if recipe_only and full_recipe(study["settings"].get("recipe")) != FINETUNE_RECIPE:
+            continue
         pooled = [c for c in study["comparisons"] if c["seed"] == "all" and c["b"] == "scratch"]
         cells = [
             f"k = {c['shots']}: {c['mIoU_diff']:+.2f} [{c['ci_low']:+.2f}, {c['ci_high']:+.2f}] {c['direction']}"
             for c in pooled
         ]
         draws = pooled[0]["n_seeds"] if pooled else 1
-        lines.append(f"| `{path.parent.name}` | {'; '.join(cells)} | {draws} | {study['provenance'].get('commit')} |")
-    lines.append("")
+        rows.append(f"| `{path.parent.name}` | {'; '.join(cells)} | {draws} | {study['provenance'].get('commit')} |")
+    return rows
+
+
+def _transfer_summary(root: Path) -> list[str]:
+    """The README's few lines on transfer: the default recipe's studies; REPRODUCTION.md has the rest."""
+    rows = _transfer_rows(root, recipe_only=True)
+    if not rows:
+        return []
+    return [
+        "#### Transfer to a new region",
+        "",
+        f"{TRANSFER_INTRO}, with the recipe `transfer` uses by default. "
+        "[REPRODUCTION.md](REPRODUCTION.md#transfer-to-a-new-region) has every recipe tried and the source models "
+        "compared on a whole scene:",
+        "",
+        "| study | fine-tuned - scratch at each k | draws | commit |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
+def _transfer(root: Path) -> list[str]:
+    """The few-shot studies (``transfer``) and source comparisons (``transfer --versus``) committed in
+    ``benchmarks/results/``: each recipe's fine-tuned minus scratch over the draws, per target and k."""
+    rows = _transfer_rows(root)
+    if not rows:
+        return []
+    lines = [
+        "## Transfer to a new region",
+        "",
+        f"{TRANSFER_INTRO}:",
+        "",
+        "| study | fine-tuned - scratch at each k | draws | commit |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+    ]
+    results = root / "benchmarks" / "results"
     for path in sorted((results / "transfer-sources").glob("*/sources.json")):
         study = json.loads(path.read_text())
         lines += [

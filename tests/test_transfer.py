@@ -77,11 +77,14 @@ def test_a_scene_target_never_trains_on_the_held_out_half(tmp_path):
         scene_target(image, mask, tmp_path / "other", tile=64, held_out="middle")
 
 
-def test_validating_only_after_the_last_epoch_changes_no_reported_number(tmp_path):
-    records = {}
+def test_validating_only_after_the_last_epoch_changes_no_reported_number(tmp_path, capsys):
+    records, said = {}, {}
     for every in (1, 0):
         config = get_config("quick", model="hrnet", split_ratios={"train": 0.8, "val": 0.2}, val_every=every, **TINY)
         records[every] = train(config, tmp_path / str(every), progress=False)
+        said[every] = capsys.readouterr().out
+    assert "epoch 1/2  loss" in said[0] and "not validated yet: after epoch 2" in said[0]  # not a best of "-"
+    assert "not validated yet" not in said[1] and "best " in said[1]
     assert records[0]["test_selection"] == records[1]["test_selection"] == "last epoch (2)"
     assert records[0]["test_metrics"] == records[1]["test_metrics"]  # validation leaves training untouched
     history = json.loads((tmp_path / "0" / "history.json").read_text())
@@ -134,6 +137,9 @@ def test_source_models_are_compared_zero_shot_on_a_whole_scene(tmp_path, capsys)
     Image.fromarray(mask * 255).save(tmp_path / "mask.png")
     plain, other = (str(tmp_path / name / "best.pt") for name in ("plain", "other"))
     scene = [str(tmp_path / "scene.png"), str(tmp_path / "out"), "--mask", str(tmp_path / "mask.png"), "--tile", "64"]
+    refused = ["transfer", plain, *scene, "--held-out", "all", "--versus", other, "--shots", "4", "--lr", "0.1"]
+    assert main(refused) == 2  # --versus trains nothing: the study's options would be silently ignored
+    assert "without training: drop --shots, --lr" in capsys.readouterr().err
     assert main(["transfer", plain, *scene, "--held-out", "all", "--versus", other]) == 0
     assert "false_positives" in capsys.readouterr().out
     study = json.loads((tmp_path / "out" / "sources.json").read_text())

@@ -76,6 +76,11 @@ def _cmd_transfer(args) -> None:
     from ..profiles import parse_override
     from ..transfer import transfer_study
 
+    study_options = {"--shots": args.shots, "--seeds": args.seeds, "--runs": args.runs, "--set": args.set}
+    study_options |= {"--lr": args.lr, "--warmup-epochs": args.warmup_epochs, "--freeze-epochs": args.freeze_epochs}
+    if args.versus and any(value is not None for value in study_options.values()):
+        given = ", ".join(option for option, value in study_options.items() if value is not None)
+        raise CLIError(f"--versus tests the models as they are, without training: drop {given}")
     overrides = dict(parse_override(item) for item in args.set or [])
     given = {"lr": args.lr, "warmup_epochs": args.warmup_epochs, "freeze_epochs": args.freeze_epochs}
     recipe = {key: value for key, value in given.items() if value is not None}  # the rest: FINETUNE_RECIPE's
@@ -89,7 +94,15 @@ def _cmd_transfer(args) -> None:
         return
     try:
         study = transfer_study(
-            args.checkpoint, data, args.shots, args.seeds, args.out, args.profile, recipe, overrides, runs=args.runs
+            args.checkpoint,
+            data,
+            args.shots or DEFAULT_SHOTS,
+            args.seeds or [0],
+            args.out,
+            args.profile,
+            recipe,
+            overrides,
+            runs=args.runs,
         )
     except ValueError as err:
         raise CLIError(str(err)) from err
@@ -123,6 +136,9 @@ def _scene_target(args) -> Path:
         return scene_target(image, mask, Path(args.out) / "target", args.tile, args.held_out, args.scale)
     except ValueError as err:
         raise CLIError(str(err)) from err
+
+
+DEFAULT_SHOTS = [8, 32, 128]
 
 
 def _add_transfer(commands) -> None:
@@ -163,8 +179,10 @@ def _add_transfer(commands) -> None:
         "non-landslide images; writes sources.json and sources.md",
     )
     transfer.add_argument("--runs", help="folder for the runs (default OUT); share it between recipes")
-    transfer.add_argument("--shots", nargs="+", type=in_range(int, 1), default=[8, 32, 128], help="values of k")
-    transfer.add_argument("--seeds", nargs="+", type=int, default=[0], help="draws of the k tiles (and training seeds)")
+    # the study's options default to None so that --versus, which trains nothing, can refuse them
+    shots = " ".join(map(str, DEFAULT_SHOTS))
+    transfer.add_argument("--shots", nargs="+", type=in_range(int, 1), help=f"values of k (default {shots})")
+    transfer.add_argument("--seeds", nargs="+", type=int, help="draws of the k tiles and training seeds (default 0)")
     transfer.add_argument("--profile", default="quick", choices=["quick", "workshop", "paper"])
     # Defaults (None) fall back to transfer.FINETUNE_RECIPE, the measured best (docs/mapping.md); read there, not
     # here, so that the CLI's start does not import the training modules.
