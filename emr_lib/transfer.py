@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoints import load_checkpoint, model_from_checkpoint
+from .checkpoints import load_checkpoint, model_from_checkpoint, weights_digest
 from .data.splits import make_splits, save_splits
 from .data.tiles import HALVES, HELD_OUT
 from .figures import table_markdown
@@ -299,6 +299,7 @@ def compare_sources(checkpoints: dict, target: str, out: str | Path, profile: st
         "comparisons": comparisons,
         "settings": {
             "checkpoints": {name: str(checkpoints[name]) for name in names},
+            "weights": {name: weights_digest(checkpoints[name]) for name in names},  # the path alone can change
             "target": Path(target).name if target != "synthetic" else "synthetic",
             "held_out_images": len(parts["val"]),
             "profile": profile,

@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from emr_lib.checkpoints import weights_digest
 from emr_lib.cli import main
 from emr_lib.data import synthetic_scene
 from emr_lib.profiles import get_config
@@ -146,6 +147,9 @@ def test_source_models_are_compared_zero_shot_on_a_whole_scene(tmp_path, capsys)
     assert not list((tmp_path / "out" / "target" / "images").glob("train_*"))  # the whole scene is held out
     assert study["settings"]["held_out_images"] == 16  # 4 x 4 side-by-side tiles
     assert [row["source"] for row in study["results"]] == ["plain", "other"]  # named by their run folders
+    assert study["settings"]["weights"] == {
+        name: weights_digest(path) for name, path in (("plain", plain), ("other", other))
+    }
     plain_row, other_row = study["results"]
     assert [c["metric"] for c in study["comparisons"]] == [
         "mIoU",
