@@ -151,8 +151,14 @@ def _blocks_status(root: Path) -> str:
         else:
             word = "not detected at this scale"
         seeds = "pooled over seeds" if pooled is not pairs else "one seed, paired over the test images"
-        told = ", ".join(f"{row} minus DEMA {d}" for row, d in directions.items())
-        return f"{word}: {told} ({seeds}; `table5_differences.csv`)"
+        told = ", ".join(
+            f"{r['row']} minus DEMA {float(r['mIoU_diff']):+.2f} "
+            f"[{float(r['ci_low']):+.2f}, {float(r['ci_high']):+.2f}] {r['direction']}"
+            for r in pooled
+        )
+        inside = [r["row"] for r in pooled if r.get("paper_inside") == "True"]
+        paper = f"the paper's difference lies inside the interval for {', '.join(inside) or 'none of them'}"
+        return f"{word}: {told} ({seeds}; `table5_differences.csv`); {paper}"
     rows = {row["model"]: float(row["mIoU"]) for row in read_result(root, "06_table5.csv")}
     if "dema" not in rows:
         return "cannot run here: not run"

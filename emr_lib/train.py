@@ -430,25 +430,21 @@ class _EpochReport:
         )
 
     def epoch(self, state: TrainState, val_metrics: dict | None, lr: float) -> None:
-        last = state.history[-1]
+        last, config = state.history[-1], self.config
+        # a run that validates every few epochs (val_every) or only at the end has no best yet: say when it will
+        later = (e for e in range(last["epoch"] + 1, config.epochs + 1) if validates_after(e, config))
+        best = f"{100 * state.best_miou:.2f}" if state.best_epoch else f"after epoch {next(later, config.epochs)}"
         if self.compact:
             self.bar.update(1)
-            shown = f"{100 * state.best_miou:.2f}" if state.best_epoch else self._next_validation(last["epoch"])
-            self.bar.set_postfix(loss=f"{last['train_loss']:.4f}", best_val_mIoU=shown)
+            self.bar.set_postfix(loss=f"{last['train_loss']:.4f}", best_val_mIoU=best)
             return
         val = f"val {format_metrics(val_metrics, ('mIoU', 'F1'))}  " if val_metrics else ""
-        best = f"best {100 * state.best_miou:.2f} (epoch {state.best_epoch})" if state.best_epoch else ""
-        best = best or f"not validated yet: {self._next_validation(last['epoch'])}"
+        best = f"best {best} (epoch {state.best_epoch})" if state.best_epoch else f"not validated yet: {best}"
         print(
-            f"epoch {last['epoch']}/{self.config.epochs}  loss {last['train_loss']:.4f}  "
+            f"epoch {last['epoch']}/{config.epochs}  loss {last['train_loss']:.4f}  "
             f"{val}{best}  lr {lr:.2e}  {last['time_s']:.0f} s",
             flush=True,
         )
-
-    def _next_validation(self, epoch: int) -> str:
-        """When a run that validates every few epochs (``val_every``) or only at the end first validates."""
-        later = range(epoch + 1, self.config.epochs + 1)
-        return f"after epoch {next((e for e in later if validates_after(e, self.config)), self.config.epochs)}"
 
     def close(self) -> None:
         self.bar.close()

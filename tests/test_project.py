@@ -259,23 +259,44 @@ def test_no_notebook_carries_test_markers_and_every_episode_links_the_glossary()
         assert "docs/glossary.md" in header, f"{path.name}: the header does not link the glossary"
 
 
-def test_the_committed_run_records_give_table4s_committed_differences():
+@pytest.mark.parametrize(
+    ("table", "reference", "folders", "seeds"),
+    [
+        (4, "baseline", {"baseline": "ablation_baseline", "+DEMA+RMA+CenterRep": "ablation_dema_rma_centerrep"}, 3),
+        (5, "dema", {"dema": "ablation_dema", **{b: f"ablation_block_{b}" for b in ("gam", "parnet", "cbam")}}, 1),
+    ],
+)
+def test_the_committed_run_records_give_the_committed_differences(table, reference, folders, seeds):
     import csv
 
     from emr_lib.uncertainty import paired_differences
 
     records = REPO / "figures" / "workshop" / "run_records"
-    folders = {"baseline": "ablation_baseline", "+DEMA+RMA+CenterRep": "ablation_dema_rma_centerrep"}
     by_seed = {
         seed: {
             row: json.loads((records / (folder + ("" if seed == 0 else f"-seed{seed}")) / "record.json").read_text())
             for row, folder in folders.items()
         }
-        for seed in (0, 1, 2)
+        for seed in range(seeds)
     }
-    committed = list(csv.DictReader((REPO / "figures" / "workshop" / "table4_differences.csv").open()))
-    computed = paired_differences(by_seed, "baseline")
-    assert [str(row["seed"]) for row in computed] == [row["seed"] for row in committed]
+    committed = list(csv.DictReader((REPO / "figures" / "workshop" / f"table{table}_differences.csv").open()))
+    computed = paired_differences(by_seed, reference)
+    assert [(str(row["seed"]), row["row"]) for row in computed] == [(row["seed"], row["row"]) for row in committed]
     for ours, theirs in zip(computed, committed):
         assert ours["mIoU_diff"] == pytest.approx(float(theirs["mIoU_diff"]))
         assert (ours["ci_low"], ours["ci_high"]) == pytest.approx((float(theirs["ci_low"]), float(theirs["ci_high"])))
+
+
+def test_table5s_status_quotes_each_committed_pair_with_its_interval_and_direction():
+    import csv
+
+    from emr_lib.claims import claim_statuses
+
+    status = claim_statuses(REPO)["table5"]
+    pairs = list(csv.DictReader((REPO / "figures" / "workshop" / "table5_differences.csv").open()))
+    assert pairs and status.split(":")[0] in ("direction reproduced", "not reproduced", "not detected at this scale")
+    for row in pairs:
+        interval = f"[{float(row['ci_low']):+.2f}, {float(row['ci_high']):+.2f}] {row['direction']}"
+        assert f"{row['row']} minus DEMA {float(row['mIoU_diff']):+.2f} {interval}" in status, row["row"]
+    inside = [row["row"] for row in pairs if row["paper_inside"] == "True"]
+    assert ("inside the interval for " + (", ".join(inside) or "none of them")) in status
