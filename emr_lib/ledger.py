@@ -237,7 +237,8 @@ def render_ledger(root: Path | None = None) -> str:
     lines = [
         "# What this kit reproduces of the paper",
         "",
-        "Written by `python -m emr_lib ledger` from `emr_lib/paper.py` and the tables in `figures/workshop/`; "
+        "Written by `python -m emr_lib ledger` from `emr_lib/paper.py`, the tables in `figures/workshop/` and the "
+        "studies in `benchmarks/results/transfer*/`; "
         "do not edit by hand. Results are the workshop profile's (Bijie, 2-core CPU) unless a row says "
         "otherwise; commands are `python -m emr_lib ...` with `--profile workshop --data <Bijie>`. Every status "
         "starts with one of these words:",

@@ -79,8 +79,8 @@ def _cmd_transfer(args) -> None:
     study_options = {"--shots": args.shots, "--seeds": args.seeds, "--runs": args.runs, "--set": args.set}
     study_options |= {"--lr": args.lr, "--warmup-epochs": args.warmup_epochs, "--freeze-epochs": args.freeze_epochs}
     if args.versus and any(value is not None for value in study_options.values()):
-        given = ", ".join(option for option, value in study_options.items() if value is not None)
-        raise CLIError(f"--versus tests the models as they are, without training: drop {given}")
+        named = ", ".join(option for option, value in study_options.items() if value is not None)
+        raise CLIError(f"--versus tests the models as they are, without training: drop {named}")
     overrides = dict(parse_override(item) for item in args.set or [])
     given = {"lr": args.lr, "warmup_epochs": args.warmup_epochs, "freeze_epochs": args.freeze_epochs}
     recipe = {key: value for key, value in given.items() if value is not None}  # the rest: FINETUNE_RECIPE's
