@@ -294,9 +294,9 @@ TRANSFER_INTRO = (
 )
 
 
-def _transfer_rows(root: Path, recipe_only: bool = False) -> list[str]:
-    """One table row per committed few-shot study: fine-tuned minus scratch over the draws at each k; with
-    ``recipe_only``, only the studies made with the recipe ``transfer`` uses by default."""
+def _transfer_table(root: Path, recipe_only: bool = False) -> list[str]:
+    """A table with one row per committed few-shot study (fine-tuned minus scratch over the draws at each k), or
+    nothing when there is none; with ``recipe_only``, only the studies made with ``transfer``'s default recipe."""
     rows = []
     for path in sorted((root / "benchmarks" / "results" / "transfer").glob("*/transfer.json")):
         study = json.loads(path.read_text())
@@ -309,13 +309,15 @@ def _transfer_rows(root: Path, recipe_only: bool = False) -> list[str]:
         ]
         draws = pooled[0]["n_seeds"] if pooled else 1
         rows.append(f"| `{path.parent.name}` | {'; '.join(cells)} | {draws} | {study['provenance'].get('commit')} |")
-    return rows
+    if not rows:
+        return []
+    return ["| study | fine-tuned - scratch at each k | draws | commit |", "|---|---|---|---|", *rows, ""]
 
 
 def _transfer_summary(root: Path) -> list[str]:
     """The README's few lines on transfer: the default recipe's studies; REPRODUCTION.md has the rest."""
-    rows = _transfer_rows(root, recipe_only=True)
-    if not rows:
+    table = _transfer_table(root, recipe_only=True)
+    if not table:
         return []
     return [
         "#### Transfer to a new region",
@@ -324,29 +326,17 @@ def _transfer_summary(root: Path) -> list[str]:
         "[REPRODUCTION.md](REPRODUCTION.md#transfer-to-a-new-region) has every recipe tried and the source models "
         "compared on a whole scene:",
         "",
-        "| study | fine-tuned - scratch at each k | draws | commit |",
-        "|---|---|---|---|",
-        *rows,
-        "",
+        *table,
     ]
 
 
 def _transfer(root: Path) -> list[str]:
     """The few-shot studies (``transfer``) and source comparisons (``transfer --versus``) committed in
     ``benchmarks/results/``: each recipe's fine-tuned minus scratch over the draws, per target and k."""
-    rows = _transfer_rows(root)
-    if not rows:
+    table = _transfer_table(root)
+    if not table:
         return []
-    lines = [
-        "## Transfer to a new region",
-        "",
-        f"{TRANSFER_INTRO}:",
-        "",
-        "| study | fine-tuned - scratch at each k | draws | commit |",
-        "|---|---|---|---|",
-        *rows,
-        "",
-    ]
+    lines = ["## Transfer to a new region", "", f"{TRANSFER_INTRO}:", "", *table]
     results = root / "benchmarks" / "results"
     for path in sorted((results / "transfer-sources").glob("*/sources.json")):
         study = json.loads(path.read_text())
