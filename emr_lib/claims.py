@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 
 from .paper import TABLE7
+from .uncertainty import format_interval
 
 __all__ = [
     "STATUSES",
@@ -102,7 +103,7 @@ def _pooled_status(pooled: dict, name: str, reference_name: str) -> str:
     else:
         word = "not reproduced"
     text = (
-        f"{word}: {name} minus {reference_name} {diff:+.2f} [{low:+.2f}, {high:+.2f}] over {pooled['n_seeds']} "
+        f"{word}: {name} minus {reference_name} {format_interval(diff, low, high)} over {pooled['n_seeds']} "
         "seeds (95 %, two-level bootstrap over seeds and test images)"
     )
     if paper is not None:
@@ -153,8 +154,7 @@ def _blocks_status(root: Path) -> str:
             word = "not detected at this scale"
         seeds = "pooled over seeds" if pooled is not pairs else "one seed, paired over the test images"
         told = ", ".join(
-            f"{r['row']} minus DEMA {float(r['mIoU_diff']):+.2f} "
-            f"[{float(r['ci_low']):+.2f}, {float(r['ci_high']):+.2f}] {r['direction']}"
+            f"{r['row']} minus DEMA {format_interval(r['mIoU_diff'], r['ci_low'], r['ci_high'])} {r['direction']}"
             for r in pooled
         )
         inside = [r["row"] for r in pooled if r.get("paper_inside") == "True"]

@@ -26,7 +26,7 @@ from .claims import (
 from .paper import TABLE2, TABLE4, TABLE5, TABLE7
 from .paths import project_root
 from .transfer import FINETUNE_RECIPE, full_recipe
-from .uncertainty import direction
+from .uncertainty import direction, format_interval
 from .workshop import rendered_times
 
 __all__ = ["PAPER_ITEMS", "render_ledger", "render_readme_results", "stale_files", "write_ledger"]
@@ -304,7 +304,7 @@ def _transfer_table(root: Path, recipe_only: bool = False) -> list[str]:
             continue
         pooled = [c for c in study["comparisons"] if c["seed"] == "all" and c["b"] == "scratch"]
         cells = [
-            f"k = {c['shots']}: {c['mIoU_diff']:+.2f} [{c['ci_low']:+.2f}, {c['ci_high']:+.2f}] {c['direction']}"
+            f"k = {c['shots']}: {format_interval(c['mIoU_diff'], c['ci_low'], c['ci_high'])} {c['direction']}"
             for c in pooled
         ]
         draws = pooled[0]["n_seeds"] if pooled else 1
@@ -357,7 +357,7 @@ def _transfer(root: Path) -> list[str]:
         for a in dict.fromkeys(c["a"] for c in study["comparisons"]):
             pairs = [c for c in study["comparisons"] if c["a"] == a]
             said = [
-                f"{c['metric']} {c['diff']:+.2f} [{c['ci_low']:+.2f}, {c['ci_high']:+.2f}] ({c['direction']})"
+                f"{c['metric']} {format_interval(c['diff'], c['ci_low'], c['ci_high'])} ({c['direction']})"
                 for c in pairs
             ]
             lines += [f"{a} minus {pairs[0]['b']}, paired over the tiles: " + "; ".join(said) + ".", ""]

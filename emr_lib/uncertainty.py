@@ -168,6 +168,11 @@ def direction(ci_low: float, ci_high: float) -> str:
     return "better" if ci_low > 0 else "worse" if ci_high < 0 else "unresolved"
 
 
+def format_interval(diff: float, ci_low: float, ci_high: float) -> str:
+    """A difference with its interval as the reports write it: ``+1.23 [-0.40, +2.85]``."""
+    return f"{float(diff):+.2f} [{float(ci_low):+.2f}, {float(ci_high):+.2f}]"
+
+
 def _stacked(per_image: list[dict[str, list]], what: str) -> tuple[list[str], np.ndarray]:
     """Per-image matrices of several runs as one array (runs, images, 2, 2); the runs must share images."""
     names = sorted(per_image[0])

@@ -87,6 +87,13 @@ def test_direction_reads_the_interval():
     assert direction(-1.0, 1.0) == "unresolved" and direction(0.0, 1.0) == "unresolved"
 
 
+def test_format_interval_writes_signed_values_and_reads_csv_strings():
+    from emr_lib.uncertainty import format_interval
+
+    assert format_interval(1.234, -0.4, 2.851) == "+1.23 [-0.40, +2.85]"
+    assert format_interval("-0.5", "-1.25", "0.0") == format_interval(-0.5, -1.25, 0.0) == "-0.50 [-1.25, +0.00]"
+
+
 def test_seed_bootstrap_pools_seeds_and_widens_by_their_spread():
     from emr_lib.uncertainty import CompareError, paired_bootstrap, seed_bootstrap
 
