@@ -287,7 +287,7 @@ def test_the_committed_run_records_give_the_committed_differences(table, referen
         assert (ours["ci_low"], ours["ci_high"]) == pytest.approx((float(theirs["ci_low"]), float(theirs["ci_high"])))
 
 
-@pytest.mark.parametrize(("table", "csv_name"), [(4, "06_table4.csv"), (5, "06_table5.csv")])
+@pytest.mark.parametrize(("table", "csv_name"), [(2, "05_table2.csv"), (4, "06_table4.csv"), (5, "06_table5.csv")])
 def test_each_committed_workshop_table_row_is_its_committed_runs_test_miou(table, csv_name):
     import csv
 
