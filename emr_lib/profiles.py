@@ -43,6 +43,10 @@ class TrainConfig:
     split_ratios: dict[str, float] = field(default_factory=lambda: {"train": 0.6, "val": 0.2, "test": 0.2})
     split_seed: int = 0
     split_dir: str | None = None  # read train/val/test.txt from here instead of making them
+    # k > 0: instead of split_ratios, cut the scenes (or images) into k folds with split_seed; the run of
+    # seed s tests fold s mod k, validates on the next and trains on the rest, so k seeds test every
+    # scene once (data.fold_splits; with k = 5, 3:1:1 as the paper's 6:2:2). 0: split_ratios
+    split_folds: int = 0
     size: int = 128  # images are resized to size x size (a multiple of 32)
     augment: bool = True  # flips, 90-degree rotations, small rotations, brightness
     centerrep: float = 0.0  # probability of online CenterRep per training sample
@@ -109,6 +113,8 @@ class TrainConfig:
             raise ValueError(f"loss must be 'ce' or 'ce+dice', got {self.loss!r}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be at least 1")
+        if self.split_folds and self.split_folds < 3:
+            raise ValueError(f"split_folds must be 0 (split_ratios) or at least 3, got {self.split_folds}")
         if self.val_every < 0:
             raise ValueError(f"val_every must be 0 (after the last epoch only) or more, got {self.val_every}")
         if not 0 <= self.freeze_epochs < self.epochs:

@@ -30,6 +30,7 @@ from .data import (
     SampleDataset,
     SyntheticLandslides,
     dataset_kind,
+    fold_splits,
     load_splits,
     make_splits,
     open_dataset,
@@ -39,7 +40,7 @@ from .expansion import expand_dataset
 from .profiles import TrainConfig
 from .runtime import Distributed
 
-__all__ = ["RunDatasets", "run_datasets", "open_base", "model_gsd", "cached_views"]
+__all__ = ["RunDatasets", "run_datasets", "open_base", "model_gsd", "cached_views", "scene_split"]
 
 # decoded training and validation images kept in memory up to this size (TrainConfig.cache_images)
 CACHE_LIMIT_BYTES = 2 * 1024**3
@@ -57,6 +58,13 @@ def _open_one(part: str, config: TrainConfig) -> SampleDataset:
     if not path.exists():
         raise DataError(f"data folder not found: {path}. Pass --data PATH (see data/README.md) or 'synthetic'.")
     return open_dataset(path, include_non_landslide=config.include_non_landslide)
+
+
+def scene_split(data: str) -> bool:
+    """Whether a dataset ``data`` names holds tiles of scenes (a prepared Sichuan copy): its splits keep a
+    scene whole, and its test results are resampled by scene (:func:`emr_lib.uncertainty.by_unit`)."""
+    parts = [Path(part).expanduser() for part in data_parts(data) if part != "synthetic"]
+    return any(part.exists() and open_dataset(part).group_of is not None for part in parts)
 
 
 def open_base(config: TrainConfig) -> tuple[SampleDataset, str]:
@@ -201,18 +209,25 @@ class RunDatasets:
         return DatasetView(base, names, transform)
 
 
+def split_names(config: TrainConfig, names: list[str], group_of=None) -> dict[str, list[str]]:
+    """One dataset's split for ``config``: by its ratios, or its fold (``split_folds``); scenes kept whole."""
+    if config.split_folds:
+        return fold_splits(names, config.split_folds, config.seed % config.split_folds, config.split_seed, group_of)
+    return make_splits(names, config.split_ratios, seed=config.split_seed, group_of=group_of)
+
+
 def run_datasets(config: TrainConfig, splits_out: str | Path | None = None) -> RunDatasets:
     """Open ``config.data`` and split it; with ``splits_out``, save the split files there."""
     base, description = open_base(config)
     if config.split_dir:
         splits = load_splits(config.split_dir)
     elif isinstance(base, CombinedDataset):  # each part split on its own, with the same ratios
-        splits = {key: [] for key in config.split_ratios}
+        splits = {}
         for label in base.parts:
-            for key, names in make_splits(base.part_names(label), config.split_ratios, config.split_seed).items():
-                splits[key] += names
+            for key, names in split_names(config, base.part_names(label), base.part_group_of(label)).items():
+                splits[key] = splits.get(key, []) + names
     else:
-        splits = make_splits(base.names, config.split_ratios, seed=config.split_seed)
+        splits = split_names(config, base.names, base.group_of)
     if splits_out is not None:
         save_splits(splits, splits_out)
     return RunDatasets(config, base, splits, description)

@@ -6,6 +6,11 @@ resamples the images for one pair of runs; :func:`seed_bootstrap` resamples both
 images within each drawn seed), so its interval speaks of the two *models*, not of one
 trained pair. Every difference gets a ``direction``: ``better`` (the interval lies above 0),
 ``worse`` (below 0) or ``unresolved`` (it holds 0).
+
+Tiles cut from one scene are not independent test images: with ``unit_of`` (e.g.
+:func:`emr_lib.data.scene_of`) their matrices are first summed per scene (:func:`by_unit`), so the
+bootstraps resample scenes. When each seed tested other scenes (a fold each, ``split_folds``),
+:func:`seed_bootstrap` resamples seeds, then scenes within each drawn seed's own fold.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ __all__ = [
     "paired_bootstrap",
     "compare_runs",
     "seed_bootstrap",
+    "by_unit",
     "paired_differences",
     "direction",
 ]
@@ -182,6 +188,60 @@ def _stacked(per_image: list[dict[str, list]], what: str) -> tuple[list[str], np
     return names, np.array([[m[n] for n in names] for m in per_image], dtype=np.int64)
 
 
+def by_unit(per_image: dict[str, list], unit_of=None) -> dict[str, list]:
+    """Per-image confusion matrices summed per unit (``unit_of(name)``: the scene a tile was cut from).
+
+    The dataset-level metrics do not change (they come from the summed matrix either way); a
+    bootstrap over the result resamples units. ``unit_of`` None returns ``per_image`` as it is.
+    """
+    if unit_of is None:
+        return per_image
+    units: dict[str, np.ndarray] = {}
+    for name, matrix in per_image.items():
+        key = unit_of(name)
+        units[key] = units.get(key, 0) + np.asarray(matrix, dtype=np.int64)
+    return {key: matrix.tolist() for key, matrix in sorted(units.items())}
+
+
+def _difference_of(a: np.ndarray, b: np.ndarray):
+    """The mIoU difference a - b of a draw of images (rows of two (images, 2, 2) arrays)."""
+    return lambda draw: miou(a[draw].sum(1)) - miou(b[draw].sum(1))
+
+
+def _fold_bootstrap(pairs: list[tuple[dict, dict]], resamples: int, seed: int, level: float) -> dict:
+    """:func:`seed_bootstrap` for seeds that each tested other images (a fold each): every seed's
+    paired difference is bootstrapped over its own images, then the seeds are drawn with replacement,
+    each drawn seed contributing one of its own resampled differences, and averaged."""
+    within, per_seed, n_images = [], [], 0
+    for k, (a_images, b_images) in enumerate(pairs):
+        names = sorted(a_images)
+        a = np.array([a_images[n] for n in names], dtype=np.int64)
+        b = np.array([b_images[n] for n in names], dtype=np.int64)
+        within.append(100 * _resampled(_difference_of(a, b), len(names), resamples, seed + 1 + k))
+        per_seed.append(100 * float(miou(a.sum(0)) - miou(b.sum(0))))
+        n_images += len(names)
+    within = np.nan_to_num(np.array(within))  # (seeds, resamples)
+    rng = np.random.default_rng(seed)
+    n_seeds = len(pairs)
+    drawn_seeds = rng.integers(0, n_seeds, size=(resamples, n_seeds))
+    drawn_resamples = rng.integers(0, resamples, size=(resamples, n_seeds))
+    means = within[drawn_seeds, drawn_resamples].mean(axis=1)
+    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return {
+        "mIoU_diff": float(np.mean(per_seed)),
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "per_seed": [float(d) for d in per_seed],
+        "level": level,
+        "n_seeds": n_seeds,
+        "n_images": n_images,
+        "resamples": resamples,
+        "seed": seed,
+        "direction": direction(float(low), float(high)),
+        "design": "folds",
+    }
+
+
 def seed_bootstrap(
     pairs: list[tuple[dict[str, list], dict[str, list]]], resamples: int = 10_000, seed: int = 0, level=0.95
 ) -> dict:
@@ -196,10 +256,13 @@ def seed_bootstrap(
     """
     if not pairs:
         raise ValueError("seed_bootstrap needs at least one pair of runs")
+    for a_images, b_images in pairs:
+        if set(a_images) != set(b_images):
+            raise CompareError("the two rows were evaluated on different test images; compare runs of one split")
+    if len(pairs) > 1 and any(set(a_images) != set(pairs[0][0]) for a_images, _ in pairs[1:]):
+        return _fold_bootstrap(pairs, resamples, seed, level)  # each seed tested a fold of its own
     names, a = _stacked([pair[0] for pair in pairs], "seed")
     _, b = _stacked([pair[1] for pair in pairs], "seed")
-    if set(pairs[0][0]) != set(pairs[0][1]):
-        raise CompareError("the two rows were evaluated on different test images; compare runs of one split")
     n_seeds, n_images = len(pairs), len(names)
     per_seed = 100 * (miou(a.sum(1)) - miou(b.sum(1)))
     rng = np.random.default_rng(seed)
@@ -240,14 +303,20 @@ def paired_differences(
     reference: str,
     resamples: int = 10_000,
     paper: dict[str, float] | None = None,
+    unit_of=None,
 ) -> list:
     """Each row minus ``reference``: per seed (paired bootstrap over the test images) and, with
     several seeds, pooled (``seed`` = ``"all"``, :func:`seed_bootstrap`), in percent.
 
     ``records_by_seed`` maps a seed to ``{row: record}``; records need ``test_per_image``.
     ``paper`` maps a row to the paper's own difference to ``reference`` (points of mIoU): each
-    row then says whether that effect lies inside its interval (``paper_inside``).
+    row then says whether that effect lies inside its interval (``paper_inside``). With
+    ``unit_of`` the bootstraps resample scenes (:func:`by_unit`), counted in ``n_scenes``.
     """
+    count = "n_images" if unit_of is None else "n_scenes"
+
+    def tested(record: dict) -> dict[str, list]:
+        return by_unit(record["test_per_image"], unit_of)
 
     def row_of(row: str, seed, result: dict, n_seeds: int) -> dict:
         out = {
@@ -258,7 +327,7 @@ def paired_differences(
             "ci_low": result["ci_low"],
             "ci_high": result["ci_high"],
             "n_seeds": n_seeds,
-            "n_images": result["n_images"],
+            count: result["n_images"],
             "direction": direction(result["ci_low"], result["ci_high"]),
         }
         if paper is not None:
@@ -272,13 +341,13 @@ def paired_differences(
         for row, record in records.items():
             if row == reference:
                 continue
-            result = paired_bootstrap(record["test_per_image"], records[reference]["test_per_image"], resamples)
+            result = paired_bootstrap(tested(record), tested(records[reference]), resamples)
             rows.append(row_of(row, seed, result, 1))
     if len(records_by_seed) > 1:
         first = next(iter(records_by_seed.values()))
         for row in first:
             if row == reference:
                 continue
-            pairs = [(r[row]["test_per_image"], r[reference]["test_per_image"]) for r in records_by_seed.values()]
+            pairs = [(tested(r[row]), tested(r[reference])) for r in records_by_seed.values()]
             rows.append(row_of(row, "all", seed_bootstrap(pairs, resamples), len(pairs)))
     return rows

@@ -19,11 +19,20 @@ from .common import CLIError, add_required, in_range, read_scene_pair, take_requ
 
 
 def _cmd_data_prepare(args: argparse.Namespace) -> None:
-    manifest = prepare_dataset(args.dataset, args.src, args.dest, size=args.size)
-    counts = ", ".join(f"{v} {k.replace('_', '-')}" for k, v in manifest["counts"].items())
+    manifest = prepare_dataset(args.dataset, args.src, args.dest, size=args.size, tile=args.tile)
+    counts = ", ".join(f"{v} {k.replace('_', '-')}" for k, v in manifest["counts"].items() if v)
     print(f"prepared {args.dataset}: {counts} images in {args.dest} (manifest.json lists their sha256)")
     if args.size:
         print(f"resized to {args.size} x {args.size}: bilinear images, nearest masks, aspect ratio not kept")
+    if manifest.get("tiling"):
+        tiling = manifest["tiling"]
+        print(
+            f"{len(manifest['scenes'])} scenes cut into {tiling['tiles_per_scene']} tiles of {tiling['tile']} px "
+            "each, named <scene>_y<row>_x<col>: splits keep a scene's tiles together"
+        )
+    if "label_colours" in manifest:
+        colours = "; ".join(f"{colour}: {n} px" for colour, n in manifest["label_colours"].items())
+        print(f"label colours found (any non-black pixel is landslide): {colours}")
     print(f"data_fingerprint {manifest['data_fingerprint']} (runs on this copy record it; equal only for equal files)")
     for note in manifest["notes"]:
         print(f"note: {note}")
@@ -35,11 +44,16 @@ def _cmd_data_split(args: argparse.Namespace) -> None:
     keys = ["train", "val", "test"] if len(args.ratios) == 3 else ["train", "test"]
     total = sum(args.ratios)
     # the same images training opens, so the split files name only images it has
-    names = open_dataset(args.data, include_non_landslide=args.include_non_landslide).names
+    dataset = open_dataset(args.data, include_non_landslide=args.include_non_landslide)
     take_required(args, "out")
-    splits = make_splits(names, dict(zip(keys, [r / total for r in args.ratios])), args.seed)
+    ratios = dict(zip(keys, [r / total for r in args.ratios]))
+    splits = make_splits(dataset.names, ratios, args.seed, group_of=dataset.group_of)
     save_splits(splits, args.out)
-    print("  ".join(f"{k}: {len(v)}" for k, v in splits.items()) + f"  -> {args.out}")
+    if dataset.group_of is None:
+        print("  ".join(f"{k}: {len(v)}" for k, v in splits.items()) + f"  -> {args.out}")
+    else:  # tiles of scenes: each scene on one side
+        scenes = {k: len({dataset.group_of(n) for n in v}) for k, v in splits.items()}
+        print("  ".join(f"{k}: {scenes[k]} scenes ({len(v)} tiles)" for k, v in splits.items()) + f"  -> {args.out}")
 
 
 def _cmd_data_pack(args: argparse.Namespace) -> None:
@@ -109,6 +123,12 @@ def _add_data(commands) -> None:
         type=in_range(int, 32),
         help="resize every image and mask to SIZE x SIZE as the tables' copy was (224: bilinear images, nearest "
         "masks, aspect ratio not kept); default: keep the original sizes",
+    )
+    prep.add_argument(
+        "--tile",
+        type=in_range(int, 32),
+        help="sichuan: cut each resized scene into TILE x TILE tiles (SIZE a multiple of TILE; the workshop's "
+        "input is --size 480 --tile 160, see data/README.md); splits then keep a scene's tiles together",
     )
     prep.set_defaults(func=_cmd_data_prepare)
 

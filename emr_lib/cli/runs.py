@@ -10,6 +10,7 @@ from ..checkpoints import load_checkpoint, model_from_checkpoint
 from ..data import (
     DataError,
     dataset_kind,
+    scene_of,
 )
 from ..experiments import paper_effects, run_table, table_rows, table_runs
 from ..figures import FigureStore, table_markdown, write_figures_index
@@ -20,7 +21,7 @@ from ..notebook import Context
 from ..paths import project_root, resolve_data
 from ..profiles import PROFILES, TrainConfig, apply_overrides, get_config, parse_override
 from ..provenance import provenance
-from ..run_data import run_datasets
+from ..run_data import run_datasets, scene_split
 from ..runs import run_or_reuse
 from ..runtime import select_device
 from ..uncertainty import CompareError, compare_runs, paired_differences, seed_summary
@@ -160,7 +161,7 @@ def _table_context(args: argparse.Namespace, seed: int) -> Context:
 
 
 # each table's claim is against this row; tables saved against another get its name in theirs
-CLAIM_REFERENCES = {2: "hrnet", 4: "baseline", 5: "dema"}
+CLAIM_REFERENCES = {2: "hrnet", 3: "hrnet", 4: "baseline", 5: "dema"}
 
 
 def _saved_stem(number: int, reference: str) -> str:
@@ -179,6 +180,12 @@ def _cmd_table(args: argparse.Namespace) -> None:
     if reference not in specs:
         raise CLIError(f"--reference {reference} is not among the rows {list(specs)}")
     seeds = args.seeds or [args.seed]
+    data = resolve_data(data_option(args.data))
+    if args.number == 3 and (data == "synthetic" or dataset_kind(data) != "sichuan"):
+        raise CLIError(
+            f"Table 3 is on the Sichuan scenes, not {data}: prepare them with `python -m emr_lib data prepare "
+            "sichuan SRC data/sichuan --size 480 --tile 160` (data/README.md) and pass --data data/sichuan"
+        )
     by_seed, result = {}, {"seeds": seeds, "runs_by_seed": {}}
     for seed in seeds:
         ctx = _table_context(args, seed)
@@ -191,11 +198,14 @@ def _cmd_table(args: argparse.Namespace) -> None:
     print(table_markdown(result["rows"]))
     if len(specs) > 1 and (len(seeds) > 1 or args.save):
         spread = seed_summary({row: {s: by_seed[s][row] for s in seeds} for row in specs}, label="row")
-        differences = paired_differences(by_seed, reference, paper=paper_effects(args.number, reference, kind))
+        unit_of = scene_of if scene_split(ctx.data) else None  # tiles of one scene: resample scenes
+        paper = paper_effects(args.number, reference, kind)
+        differences = paired_differences(by_seed, reference, paper=paper, unit_of=unit_of)
         print(f"\nTest mIoU over seeds {seeds}:\n\n{table_markdown(spread)}")
+        units = "images" if unit_of is None else "scenes"
         print(
-            f"\nEach row minus {reference}: per seed, a 95 % paired bootstrap interval over the test images; "
-            f"seed 'all', the mean over seeds with a 95 % two-level bootstrap interval (seeds, then test images); "
+            f"\nEach row minus {reference}: per seed, a 95 % paired bootstrap interval over the test {units}; "
+            f"seed 'all', the mean over seeds with a 95 % two-level bootstrap interval (seeds, then test {units}); "
             "direction: better / worse / unresolved (the interval holds 0); paper_inside: whether the paper's own "
             "difference lies inside the interval:\n"
         )
@@ -308,7 +318,11 @@ def _add_table(commands) -> None:
         description="Run or reuse the runs behind a table (emr_lib/experiments.py) in the notebooks' runs folder, "
         "so runs made by notebooks 04-06 are reused, and print the table beside the paper's.",
     )
-    table.add_argument("number", type=int, help="2 (models; 3 on prepared Sichuan data), 4 (ablation) or 5 (blocks)")
+    table.add_argument(
+        "number",
+        type=int,
+        help="2 (models on Bijie), 3 (models on the prepared Sichuan scenes), 4 (ablation), 5 (blocks)",
+    )
     table.add_argument("--profile", default="quick", choices=list(PROFILES), help=PROFILE_HELP)
     table.add_argument("--data", action="append", help=DATA_HELP + MULTI_DATA_HELP)
     table.add_argument("--rows", nargs="+", metavar="ROW", help="only these rows (default: all)")

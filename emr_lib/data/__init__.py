@@ -17,10 +17,10 @@ from .datasets import (
 from .io import DataError, DataNotFoundError, read_image, read_mask
 from .packed import PackedDataset, pack_dataset
 from .prepare import DATASET_GSD_M, dataset_kind, prepare_dataset, safe_extract
-from .splits import PAPER_SPLIT, load_splits, make_splits, save_splits
+from .splits import PAPER_SPLIT, fold_splits, load_splits, make_splits, save_splits
 from .stats import sample_statistics, summarize_statistics
 from .synthetic import SyntheticLandslides, synthetic_scene
-from .tiles import SceneTiles, tile_scene
+from .tiles import SceneTiles, scene_of, tile_scene
 
 __all__ = [
     "SampleDataset",
@@ -46,6 +46,8 @@ __all__ = [
     "tile_scene",
     "SceneTiles",
     "make_splits",
+    "fold_splits",
+    "scene_of",
     "save_splits",
     "load_splits",
     "PAPER_SPLIT",

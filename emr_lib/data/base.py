@@ -44,6 +44,9 @@ class SampleDataset(Dataset):
 
     names: list[str]
     transform: Transform | None = None
+    # name -> the unit a split keeps whole and a bootstrap resamples (the scene a tile was cut
+    # from: :func:`emr_lib.data.tiles.scene_of`); None: every sample is its own unit
+    group_of: Callable[[str], str] | None = None
 
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError

@@ -29,6 +29,11 @@ class CombinedDataset(SampleDataset):
         label, i = self.index[index]
         return self.parts[label].sample_digest(i)
 
+    def part_group_of(self, label: str):
+        """Part ``label``'s grouping of its names (e.g. tiles by scene), for the combined names, or None."""
+        group_of = self.parts[label].group_of
+        return None if group_of is None else lambda name: f"{label}.{group_of(name[len(label) + 1 :])}"
+
     def part_names(self, label: str) -> list[str]:
         """The combined names of part ``label``'s samples."""
         return [name for name, (part, _) in zip(self.names, self.index) if part == label]

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from .base import SampleDataset, Transform
 from .io import DataError, list_images, read_image, read_mask
 from .packed import PackedDataset
+from .tiles import scene_of
 
 __all__ = [
     "Sample",
@@ -242,13 +243,17 @@ def open_dataset(path: str | Path, include_non_landslide: bool = True, **options
     if is_bijie_layout(path):
         return BijieDataset(path, include_non_landslide=include_non_landslide, **options)
     if (path / "images").is_dir() and (path / "masks").is_dir():
-        manifest = path / "manifest.json"
-        if not include_non_landslide and "names" not in options and manifest.is_file():
-            non_landslide = set(json.loads(manifest.read_text()).get("non_landslide", []))
+        manifest_path = path / "manifest.json"
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+        if not include_non_landslide and "names" not in options:
+            non_landslide = set(manifest.get("non_landslide", []))
             if non_landslide:
                 listed = FolderDataset(path / "images", path / "masks").names
                 options["names"] = [name for name in listed if name not in non_landslide]
-        return FolderDataset(path / "images", path / "masks", **options)
+        dataset = FolderDataset(path / "images", path / "masks", **options)
+        if manifest.get("split_unit") == "scene":  # tiles of prepared scenes: split and resampled by scene
+            dataset.group_of = scene_of
+        return dataset
     raise DataError(
         f"{path} is neither in the Bijie layout (landslide/image, landslide/mask) nor an images/ + masks/ "
         "folder nor a packed .npz file. Prepare downloads with `python -m emr_lib data prepare` (see data/README.md)."

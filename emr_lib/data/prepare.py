@@ -9,7 +9,8 @@ counts and files, and writes the kit's layout::
     DEST/masks/<name>.png       0/1 masks, same names (all 0 for non-landslide images)
     DEST/manifest.json          dataset, source, counts and the sha256 of every file
 
-which :class:`~emr_lib.data.FolderDataset` and :func:`~emr_lib.data.open_dataset` read.
+which :class:`~emr_lib.data.FolderDataset` and :func:`~emr_lib.data.open_dataset` read. Sichuan's
+scenes are paired, resized and tiled by :mod:`emr_lib.data.sichuan` (``--size``, ``--tile``).
 """
 
 from __future__ import annotations
@@ -25,13 +26,15 @@ from pathlib import Path, PurePosixPath
 from .datasets import BijieDataset, FolderDataset, SegmentationFiles, is_bijie_layout
 from .io import DataError
 from .packed import PackedDataset
+from .sichuan import write_scenes
 
 __all__ = ["DATASETS", "DATASET_GSD_M", "safe_extract", "find_dataset", "prepare_dataset", "dataset_kind"]
 
-# Official counts (Bijie: Ji et al. 2020; Sichuan: the paper's 107 UAV images; Luding: 230).
+# Official counts (Bijie: Ji et al. 2020; Sichuan: the 59 landslide scenes of landslide.zip, of the
+# 107 hazard images the paper used with the debris flows; Luding: 230).
 DATASETS = {
     "bijie": {"landslide": 770, "non_landslide": 2003},
-    "sichuan": {"landslide": 107},
+    "sichuan": {"landslide": 59},
     "luding": {"landslide": 230},
 }
 # Ground pixel size in metres of each dataset's imagery as published. Bijie: TripleSat, 0.8 m
@@ -144,15 +147,55 @@ def _resize_in_place(dest: Path, names: list[str], size: int) -> None:
                 resized.save(path)
 
 
+def _finish(manifest: dict, dest: Path, names: list[str]) -> dict:
+    """Add the sha256 of every written file and the ``data_fingerprint`` a run records; write the manifest."""
+    written = [f"{sub}/{name}.png" for name in names for sub in ("images", "masks")]
+    manifest["files"] = {relative: _sha256(dest / relative) for relative in written}
+    (dest / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    from .datasets import open_dataset  # the images a run opens by default: its data_fingerprint
+
+    manifest["data_fingerprint"] = open_dataset(dest, include_non_landslide=False).fingerprint()
+    (dest / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+def _prepare_scenes(kind: str, src: Path, dest: Path, size: int | None, tile: int | None, progress: bool) -> dict:
+    """Sichuan: scenes paired by number, labels of any colour, resized and tiled (:mod:`.sichuan`)."""
+    with tempfile.TemporaryDirectory(prefix="emr-prepare-") as tmp:
+        root = src if src.is_dir() else safe_extract(src, Path(tmp) / "extracted")
+        written = write_scenes(root, dest, size=size, tile=tile, progress=progress)
+    scenes, expected = len(written["scenes"]), DATASETS[kind]
+    notes = [f"landslide: {scenes} scenes, the official release has {expected['landslide']}"]
+    notes = notes if scenes != expected["landslide"] else []
+    manifest = {
+        "dataset": kind,
+        "source": str(src.resolve()),
+        "source_sha256": _sha256(src) if src.is_file() else None,
+        "counts": {"landslide": len(written["names"]), "non_landslide": 0},
+        "official_counts": expected,
+        "notes": notes,
+        "non_landslide": [],
+        "resized": {"size": size, **RESIZE} if size is not None else None,
+        **{key: value for key, value in written.items() if key != "names"},
+    }
+    return _finish(manifest, dest, written["names"])
+
+
 def prepare_dataset(
-    kind: str, src: str | Path, dest: str | Path, progress: bool = True, size: int | None = None
+    kind: str,
+    src: str | Path,
+    dest: str | Path,
+    progress: bool = True,
+    size: int | None = None,
+    tile: int | None = None,
 ) -> dict:
     """Validate a downloaded dataset (archive or folder) and write it in the kit's layout.
 
     ``size`` resizes every image and mask to ``size`` x ``size`` as the tables' Bijie copy was
     (:data:`RESIZE`: bilinear images, nearest masks, aspect ratio not kept); ``None`` keeps the
-    original sizes. Returns the manifest (also written to ``dest/manifest.json``), which holds
-    the ``data_fingerprint`` that a run on this copy records. Raises :class:`DataError`
+    original sizes. ``tile`` (Sichuan's scenes only) then cuts each scene into ``tile``-px tiles
+    that every split keeps together. Returns the manifest (also written to ``dest/manifest.json``),
+    which holds the ``data_fingerprint`` that a run on this copy records. Raises :class:`DataError`
     listing the problems when the download is not usable.
     """
     if size is not None and size < 32:
@@ -164,6 +207,10 @@ def prepare_dataset(
         raise DataError(f"source not found: {src}. Download the dataset first (see data/README.md).")
     if dest.exists() and any(dest.iterdir()):
         raise DataError(f"destination {dest} is not empty; choose a new folder")
+    if kind == "sichuan":
+        return _prepare_scenes(kind, src, dest, size, tile, progress)
+    if tile is not None:
+        raise DataError(f"--tile cuts Sichuan's large scenes; {kind}'s images are used whole (leave --tile out)")
     with tempfile.TemporaryDirectory(prefix="emr-prepare-") as tmp:
         root = src if src.is_dir() else safe_extract(src, Path(tmp) / "extracted")
         dataset = find_dataset(root, kind)
@@ -185,11 +232,6 @@ def prepare_dataset(
         dataset.save(dest, progress=progress)
     if size is not None:
         _resize_in_place(dest, dataset.names, size)
-    files = {
-        f"{sub}/{name}.png": _sha256(dest / sub / f"{name}.png")
-        for name in dataset.names
-        for sub in ("images", "masks")
-    }
     manifest = {
         "dataset": kind,
         "source": str(src.resolve()),
@@ -199,14 +241,8 @@ def prepare_dataset(
         "notes": notes,
         "non_landslide": [s.name for s in dataset.samples if s.mask is None],
         "resized": {"size": size, **RESIZE} if size is not None else None,
-        "files": files,
     }
-    (dest / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    from .datasets import open_dataset  # the images a run opens by default: its data_fingerprint
-
-    manifest["data_fingerprint"] = open_dataset(dest, include_non_landslide=False).fingerprint()
-    (dest / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    return manifest
+    return _finish(manifest, dest, dataset.names)
 
 
 def dataset_kind(path: str | Path) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 from .base import SampleDataset, Transform
 from .io import DataError, read_image, read_mask, to_binary_mask
 
-__all__ = ["HALVES", "HELD_OUT", "TileWindow", "SceneTiles", "tile_scene", "tile_positions"]
+__all__ = ["HALVES", "HELD_OUT", "TileWindow", "SceneTiles", "tile_scene", "tile_positions", "scene_of"]
 
 
 # which half of a scene is held out -> (training box, held-out box) as fractions x0, y0, x1, y1
@@ -22,6 +23,20 @@ HALVES = {
 }
 # and every choice of held-out part: a half, or "all" (the whole scene held out, no training part)
 HELD_OUT = {**HALVES, "all": (None, (0, 0, 1, 1))}
+
+
+# a tile is named after its scene and its top-left pixel: <scene>_y<row>_x<col> (SceneTiles.names)
+TILE_NAME = re.compile(r"^(?P<scene>.+)_y\d{5}_x\d{5}$")
+
+
+def scene_of(name: str) -> str:
+    """The scene a tile named ``<scene>_y<row>_x<col>`` was cut from (any other name is its own scene).
+
+    Tiles of one scene overlap in what they show (one slope, one light, one annotator), so a split
+    keeps them together and a bootstrap resamples scenes, not tiles.
+    """
+    match = TILE_NAME.match(name)
+    return match["scene"] if match else name
 
 
 @dataclass(frozen=True)
