@@ -243,7 +243,11 @@ def _fold_bootstrap(pairs: list[tuple[dict, dict]], resamples: int, seed: int, l
 
 
 def seed_bootstrap(
-    pairs: list[tuple[dict[str, list], dict[str, list]]], resamples: int = 10_000, seed: int = 0, level=0.95
+    pairs: list[tuple[dict[str, list], dict[str, list]]],
+    resamples: int = 10_000,
+    seed: int = 0,
+    level=0.95,
+    folds: bool = False,
 ) -> dict:
     """Two-level bootstrap of the mean difference in test mIoU (a - b) over seeds, in percent.
 
@@ -252,15 +256,16 @@ def seed_bootstrap(
     each drawn seed, the images with replacement (the same images for a and b: paired), and
     averages the drawn seeds' dataset-level differences. With one seed it is
     :func:`paired_bootstrap` with other draws; with several, the interval widens by the
-    seed-to-seed spread, which one pair of runs cannot show.
+    seed-to-seed spread, which one pair of runs cannot show. With ``folds`` each seed tested
+    images of its own (a fold of a cross-validation, ``split_folds``): see :func:`_fold_bootstrap`.
     """
     if not pairs:
         raise ValueError("seed_bootstrap needs at least one pair of runs")
     for a_images, b_images in pairs:
         if set(a_images) != set(b_images):
             raise CompareError("the two rows were evaluated on different test images; compare runs of one split")
-    if len(pairs) > 1 and any(set(a_images) != set(pairs[0][0]) for a_images, _ in pairs[1:]):
-        return _fold_bootstrap(pairs, resamples, seed, level)  # each seed tested a fold of its own
+    if folds:
+        return _fold_bootstrap(pairs, resamples, seed, level)
     names, a = _stacked([pair[0] for pair in pairs], "seed")
     _, b = _stacked([pair[1] for pair in pairs], "seed")
     n_seeds, n_images = len(pairs), len(names)
@@ -314,6 +319,8 @@ def paired_differences(
     ``unit_of`` the bootstraps resample scenes (:func:`by_unit`), counted in ``n_scenes``.
     """
     count = "n_images" if unit_of is None else "n_scenes"
+    # runs whose seed picked their test fold (split_folds) tested other images with every seed
+    folds = any(r[reference].get("config", {}).get("split_folds") for r in records_by_seed.values())
 
     def tested(record: dict) -> dict[str, list]:
         return by_unit(record["test_per_image"], unit_of)
@@ -349,5 +356,5 @@ def paired_differences(
             if row == reference:
                 continue
             pairs = [(tested(r[row]), tested(r[reference])) for r in records_by_seed.values()]
-            rows.append(row_of(row, "all", seed_bootstrap(pairs, resamples), len(pairs)))
+            rows.append(row_of(row, "all", seed_bootstrap(pairs, resamples, folds=folds), len(pairs)))
     return rows

@@ -348,3 +348,42 @@ def test_pack_real_bijie_leaves_out_non_landslide_images_when_asked(real_data, t
     assert len(PackedDataset(tmp_path / "b.npz")) == 6
     assert PackedDataset(tmp_path / "b.npz", include_non_landslide=False).names == bijie.names[:4]
     assert dataset_kind(tmp_path / "b.npz") == "bijie"
+
+
+def test_tiles_name_their_scene_and_other_names_are_their_own_scene():
+    from emr_lib.data import scene_of
+
+    assert scene_of("Landslide001_y00160_x00320") == "Landslide001"
+    assert scene_of("sichuan.Landslide001_y00000_x00000") == "sichuan.Landslide001"
+    assert scene_of("df002") == "df002" and scene_of("a_y1_x2") == "a_y1_x2"
+
+
+def test_a_split_of_tiles_keeps_every_scene_on_one_side_and_plain_names_split_as_before():
+    from emr_lib.data import scene_of
+
+    names = [f"scene{s:02d}_y{y:05d}_x{x:05d}" for s in range(20) for y in (0, 160) for x in (0, 160)]
+    splits = make_splits(names, seed=3, group_of=scene_of)
+    scenes = {key: {scene_of(n) for n in value} for key, value in splits.items()}
+    assert [len(scenes[k]) for k in ("train", "val", "test")] == [12, 4, 4]
+    assert not (scenes["train"] & scenes["val"] or scenes["train"] & scenes["test"] or scenes["val"] & scenes["test"])
+    assert sorted(sum(splits.values(), [])) == sorted(names)
+    plain = [f"img{i:03d}" for i in range(50)]  # each image its own group: the very split of before
+    assert make_splits(plain, seed=1, group_of=scene_of) == make_splits(plain, seed=1)
+
+
+def test_fold_splits_test_every_scene_once_over_the_folds():
+    from emr_lib.data import fold_splits, scene_of
+
+    names = [f"s{s:02d}_y{y:05d}_x00000" for s in range(36) for y in (0, 160, 320)]
+    folds = [fold_splits(names, 5, k, seed=0, group_of=scene_of) for k in range(5)]
+    tested = [{scene_of(n) for n in f["test"]} for f in folds]
+    assert sorted(len(t) for t in tested) == [7, 7, 7, 7, 8]
+    assert set().union(*tested) == {f"s{s:02d}" for s in range(36)} and sum(map(len, tested)) == 36
+    for k, f in enumerate(folds):
+        assert {scene_of(n) for n in f["val"]} == tested[(k + 1) % 5]  # the next fold validates
+        assert sorted(f["train"] + f["val"] + f["test"]) == sorted(names)
+    assert fold_splits(names, 5, 2, seed=0, group_of=scene_of) == folds[2]
+    with pytest.raises(ValueError, match="at least 3 folds"):
+        fold_splits(names, 2, 0)
+    with pytest.raises(DataError, match="into 5 folds"):
+        fold_splits(["a", "b", "c"], 5, 0)

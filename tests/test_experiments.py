@@ -1,3 +1,5 @@
+import pytest
+
 from emr_lib.experiments import ABLATION_SPLIT, run_table, table_rows, table_runs
 from emr_lib.models import list_models
 from emr_lib.paper import TABLE4, TABLE5
@@ -44,3 +46,22 @@ def test_run_table_passes_each_spec_to_the_runner_and_rows_sit_beside_the_paper(
     per_image = {f"img{i}": [[900 - i, 10 + i], [20, 60 + 3 * i]] for i in range(12)}
     (row,) = table_rows(5, {"cbam": records["+RMA"] | {"test_per_image": per_image}})
     assert row["mIoU_low"] < row["mIoU_high"]  # its interval over the test images, for the dot plot
+
+
+def test_table3_runs_the_models_on_sichuan_in_folds_of_scenes_under_their_own_names():
+    from emr_lib.experiments import TABLE3_FOLDS, paper_effects
+    from emr_lib.paper import TABLE3
+
+    table3 = table_runs(3)
+    assert list(table3) == list_models()
+    assert {spec.name for spec in table3.values()} == {f"sichuan_{m}" for m in list_models()}  # not Bijie's folders
+    assert all(spec.overrides == {"split_folds": TABLE3_FOLDS} for spec in table3.values())
+    assert paper_effects(3, "hrnet")["emr_hrnet"] == pytest.approx(TABLE3["emr_hrnet"]["mIoU"] - 59.38)
+
+
+def test_table3_on_other_data_is_refused_with_the_command_that_prepares_sichuan(tmp_path, capsys):
+    from emr_lib.cli import main
+
+    assert main(["table", "3", "--data", "synthetic", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "data prepare sichuan" in err and "--tile 160" in err and not any(tmp_path.iterdir())

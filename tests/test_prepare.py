@@ -14,6 +14,7 @@ from emr_lib.data import (
     DataError,
     SyntheticLandslides,
     dataset_kind,
+    make_splits,
     open_dataset,
     prepare_dataset,
     safe_extract,
@@ -174,3 +175,75 @@ def test_prepare_resizes_as_the_tables_copy_and_names_its_fingerprint(tmp_path, 
     assert manifest["data_fingerprint"] == open_dataset(tmp_path / "out", include_non_landslide=False).fingerprint()
     with pytest.raises(SystemExit):  # below 32 px: refused by the parser, in one line
         main(["data", "prepare", "sichuan", str(source), str(tmp_path / "x"), "--size", "8"])
+
+
+def _scene_folder(root, n=4, size=96, colour=(255, 0, 255), label_dir="masks"):
+    """A PNG copy of Sichuan's layout: images/Landslide00N.png and masks/LandslideLabel00N.png in colour."""
+    rng = np.random.default_rng(0)
+    (root / "images").mkdir(parents=True)
+    (root / label_dir).mkdir()
+    for i in range(1, n + 1):
+        Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(
+            root / "images" / f"Landslide{i:03d}.png"
+        )
+        label = np.zeros((size, size, 3), np.uint8)
+        label[10 * i : 10 * i + 30, 20:60] = colour
+        Image.fromarray(label).save(root / label_dir / f"LandslideLabel{i:03d}.png")
+    return root
+
+
+def test_prepare_sichuan_pairs_scenes_by_number_reads_coloured_labels_and_tiles_them(tmp_path, capsys):
+    source = _scene_folder(tmp_path / "src")
+    dest = tmp_path / "out"
+    assert main(["data", "prepare", "sichuan", str(source), str(dest), "--size", "64", "--tile", "32"]) == 0
+    out = capsys.readouterr().out
+    assert "4 scenes cut into 4 tiles of 32 px" in out and "255,0,255" in out
+    manifest = json.loads((dest / "manifest.json").read_text())
+    assert manifest["scenes"] == [f"Landslide{i:03d}" for i in range(1, 5)] and manifest["split_unit"] == "scene"
+    assert manifest["counts"]["landslide"] == 16 and list(manifest["label_colours"])[1] == "255,0,255"
+    dataset = open_dataset(dest)
+    assert (
+        "Landslide001_y00032_x00000" in dataset.names
+        and dataset.group_of("Landslide003_y00000_x00032") == "Landslide003"
+    )
+    masks = np.stack([dataset.read(i)[1] for i in range(len(dataset))])
+    assert set(np.unique(masks)) == {0, 1} and masks.any()
+    assert main(["data", "split", str(dest), "--out", str(tmp_path / "split"), "--ratios", "2", "1", "1"]) == 0
+    assert "train: 2 scenes (8 tiles)" in capsys.readouterr().out
+    with pytest.raises(DataError, match="multiple of it"):
+        prepare_dataset("sichuan", source, tmp_path / "bad", size=64, tile=48, progress=False)
+
+
+def test_prepare_sichuan_reads_the_official_tif_zip_and_names_a_lone_or_broken_file(tmp_path):
+    source = _scene_folder(tmp_path / "png", n=3, label_dir="labels")
+    with zipfile.ZipFile(tmp_path / "landslide.zip", "w") as zf:
+        for path in sorted(source.rglob("*.png")):
+            buffer = io.BytesIO()
+            Image.open(path).save(buffer, format="TIFF")
+            zf.writestr(f"landslide/{path.parent.name}/{path.stem}.tif", buffer.getvalue())
+    manifest = prepare_dataset("sichuan", tmp_path / "landslide.zip", tmp_path / "out", progress=False)
+    assert manifest["scenes"] == ["Landslide001", "Landslide002", "Landslide003"] and manifest["tiling"] is None
+    assert "official release has 59" in manifest["notes"][0] and manifest["source_sha256"]
+    (source / "labels" / "LandslideLabel002.png").unlink()
+    with pytest.raises(DataError, match=r"Landslide002\.png has no label"):
+        prepare_dataset("sichuan", source, tmp_path / "lone", progress=False)
+    (source / "labels" / "LandslideLabel002.png").write_bytes(b"not an image")
+    with pytest.raises(DataError, match=r"cannot read label .*LandslideLabel002\.png"):
+        prepare_dataset("sichuan", source, tmp_path / "broken", progress=False)
+
+
+@pytest.mark.real_data
+def test_prepare_the_shared_sichuan_copy_as_the_workshop_does(real_data, tmp_path):
+    if not (real_data / "sichuan-36").is_dir():
+        pytest.skip("no sichuan-36 beside the data")
+    manifest = prepare_dataset(
+        "sichuan", real_data / "sichuan-36", tmp_path / "out", size=480, tile=160, progress=False
+    )
+    assert len(manifest["scenes"]) == 36 and manifest["counts"]["landslide"] == 324
+    assert set(manifest["label_colours"]) == {"background (0,0,0)", "255,0,255"}  # magenta, nothing else
+    shares = sorted(manifest["landslide_share"].values())
+    assert 0.04 < shares[0] and shares[-1] < 0.4  # 5.5-35 % as the data's README says
+    dataset = open_dataset(tmp_path / "out")
+    splits = make_splits(dataset.names, seed=0, group_of=dataset.group_of)
+    sides = [{dataset.group_of(n) for n in names} for names in splits.values()]
+    assert [len(s) for s in sides] == [22, 7, 7] and not (sides[0] & sides[1] or sides[0] & sides[2])

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from emr_lib.uncertainty import seed_summary
+from emr_lib.uncertainty import CompareError, seed_summary
 
 
 def test_seed_summary_gives_mean_spread_and_range():
@@ -147,3 +147,32 @@ def test_paired_statistic_bootstraps_false_positives_and_precision_image_by_imag
     precision = paired_statistic(a, b, landslide_precision, resamples=200)
     assert precision["diff"] == pytest.approx(100 * 15 / 25 - 100)
     assert paired_statistic(a, b, landslide_iou, resamples=200)["a"] == pytest.approx(100 * 15 / 30)
+
+
+def test_tiles_are_resampled_by_scene_and_folds_pool_seeds_that_tested_other_scenes():
+    from emr_lib.data import scene_of
+    from emr_lib.uncertainty import by_unit, miou, paired_differences, seed_bootstrap
+
+    tiles = {f"scene{i // 4}_y{i % 4:05d}_x00000": m for i, m in enumerate(_per_image(0, n=12).values())}
+    scenes = by_unit(tiles, scene_of)
+    assert sorted(scenes) == ["scene0", "scene1", "scene2"]
+    assert miou(np.array(list(scenes.values())).sum(0)) == miou(np.array(list(tiles.values())).sum(0))
+    assert by_unit(tiles) is tiles
+
+    def fold(seed, skill, first):  # seed s tests its own scenes
+        return {f"s{first + i}_y00000_x00000": m for i, m in enumerate(_per_image(seed, n=8, skill=skill).values())}
+
+    by_seed = {
+        s: {"hrnet": {"test_per_image": fold(10 + s, 0.8, 8 * s), "config": {"split_folds": 3}}}
+        | {"emr": {"test_per_image": fold(20 + s, 0.95, 8 * s), "config": {"split_folds": 3}}}
+        for s in range(3)
+    }
+    rows = paired_differences(by_seed, "hrnet", resamples=500, unit_of=scene_of)
+    pooled = rows[-1]
+    assert pooled["seed"] == "all" and pooled["n_scenes"] == 24 and pooled["n_seeds"] == 3
+    assert pooled["mIoU_diff"] == pytest.approx(np.mean([r["mIoU_diff"] for r in rows[:3]]))
+    assert pooled["ci_low"] < pooled["mIoU_diff"] < pooled["ci_high"] and pooled["direction"] == "better"
+    pairs = [(r["emr"]["test_per_image"], r["hrnet"]["test_per_image"]) for r in by_seed.values()]
+    with pytest.raises(CompareError, match="other test images"):  # without folds, other images are a mistake
+        seed_bootstrap(pairs, resamples=100)
+    assert seed_bootstrap(pairs, resamples=300, folds=True)["design"] == "folds"
