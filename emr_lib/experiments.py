@@ -22,9 +22,11 @@ last epoch (``test_selection`` in ``record.json``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
+from .data import dataset_kind
 from .models import list_models
 from .paper import TABLE3, TABLE4, TABLE5, comparison_table, side_by_side
 from .uncertainty import bootstrap_interval
@@ -35,6 +37,7 @@ __all__ = [
     "RunSpec",
     "TABLES",
     "table_runs",
+    "data_prefix",
     "run_table",
     "table_rows",
     "table4_run_name",
@@ -96,11 +99,26 @@ def _table5() -> dict[str, RunSpec]:
 TABLES: dict[int, Callable[[], dict[str, RunSpec]]] = {2: _table2, 3: _table3, 4: _table4, 5: _table5}
 
 
-def table_runs(number: int, rows: list[str] | None = None) -> dict[str, RunSpec]:
-    """The runs of Table ``number`` (2, 3, 4 or 5), by row label; ``rows`` picks some of them, in that order."""
+def data_prefix(data: str | None) -> str:
+    """How a table's run names start for ``data``: as they always have for one dataset, and with the
+    parts' names for several trained as one (``bijie+sichuan_ablation_baseline``), so the ablation on
+    Bijie + Sichuan never takes the run folders of the ablation on Bijie alone."""
+    parts = [part.strip() for part in (data or "").split(",") if part.strip()]
+    if len(parts) < 2:
+        return ""
+    names = [part if part == "synthetic" else dataset_kind(part) or Path(part).name for part in parts]
+    return "+".join(names) + "_"
+
+
+def table_runs(number: int, rows: list[str] | None = None, data: str | None = None) -> dict[str, RunSpec]:
+    """The runs of Table ``number`` (2, 3, 4 or 5), by row label; ``rows`` picks some of them, in that order.
+
+    ``data`` (the data the runs train on) names them: see :func:`data_prefix`.
+    """
     if number not in TABLES:
         raise ValueError(f"the kit rebuilds Tables {sorted(TABLES)}, not Table {number}")
-    specs = TABLES[number]()
+    prefix = data_prefix(data)
+    specs = {row: replace(spec, name=prefix + spec.name) for row, spec in TABLES[number]().items()}
     unknown = [row for row in rows or [] if row not in specs]
     if unknown:
         raise ValueError(f"Table {number} has no row(s) {unknown}; its rows are {list(specs)}")

@@ -23,7 +23,7 @@ from .claims import (
     placement_of,
     read_result,
 )
-from .paper import TABLE2, TABLE4, TABLE5, TABLE7
+from .paper import COLUMNS, TABLE2, TABLE3, TABLE4, TABLE5, TABLE7
 from .paths import project_root
 from .transfer import FINETUNE_RECIPE, full_recipe
 from .uncertainty import direction, format_interval
@@ -47,8 +47,9 @@ PAPER_ITEMS = [
          "reproduced for Bijie (counts, sizes, landslide share measured); Sichuan cannot run here (no data)"),
     Item("Table 2: models on Bijie", "notebook 05, workshop profile (W18-small, 160 px, 40 epochs, CPU)",
          "`pipeline --only 05` or `table 2`", "`05_table2.md`, `table2_seeds.md`", "{table2}"),
-    Item("Table 3: models on Sichuan", "`data prepare sichuan`, then notebooks 04-05 set Table 3 beside the results",
-         "`pipeline --only 05 --data PREPARED`", "-", "cannot run here: no Sichuan data beside the checkout"),
+    Item("Table 3: models on Sichuan", "notebook 05 on Sichuan's 36 scenes (`data prepare sichuan --size 480 "
+         "--tile 160`), each seed testing its own fifth of the scenes", "`table 3 --data data/sichuan`",
+         "`05_table3.md`, `table3_seeds.md`", "{table3}"),
     Item("Table 4: ablation", "notebook 06 on Bijie alone (the paper: Bijie + Sichuan, 6524 images)",
          "`pipeline --only 06 --param tables=4` or `table 4`", "`06_table4.md`, `table4_seeds.md`", "{table4}"),
     Item("Table 5: attention blocks", "notebook 06, the block in HRNet's branches swapped",
@@ -77,8 +78,9 @@ PAPER_ITEMS = [
          "`05_predictions.png`",
          "shown, not assessed: the same test images for every model; the paper's remarks on edges and "
          "salt-and-pepper noise are not measured, and no metric compares the pictures"),
-    Item("Figure 11: Sichuan predictions", "notebook 05 on prepared Sichuan data", "-", "-",
-         "cannot run here: no Sichuan data"),
+    Item("Figure 11: Sichuan predictions", "notebook 05 on the prepared Sichuan scenes, every model on the same "
+         "test tiles", "`pipeline --only 05 --data data/sichuan`", "`05_predictions_sichuan.png`",
+         "shown, not assessed: the same test tiles for every model; no metric compares the pictures"),
     Item("Figure 12: Luding County maps", "notebooks 08 and 09 map a whole scene, but here another one (uav-road); "
          "`map` writes GeoTIFFs and polygons for any scene", "`pipeline --only 08,09 --scene DIR`, `map SCENE`",
          "`08_scene_prediction.png`, `09_finetuned_map.png`",
@@ -94,11 +96,14 @@ def _numbers(root: Path) -> list[str]:
     lines = ["## The numbers, beside the paper's", ""]
     blocks = [
         ("Table 2", "05_table2", "model", "hrnet", {k: v["mIoU"] for k, v in TABLE2.items()}),
+        ("Table 3", "05_table3", "model", "hrnet", {k: v["mIoU"] for k, v in TABLE3.items()}),
         ("Table 4", "06_table4", "configuration", "baseline", {k: v[1] for k, v in TABLE4.items()}),
         ("Table 5", "06_table5", "model", "dema", {k: v["mIoU"] for k, v in TABLE5.items()}),
     ]
     for title, name, label, reference, paper in blocks:
         rows = {row[label]: float(row["mIoU"]) for row in read_result(root, f"{name}.csv")}
+        if not rows:
+            continue
         footer = footer_of(root, name + ".md")
         lines += [
             f"**{title}**, test mIoU (%), from `figures/workshop/{name}.csv` ({footer}; {placement_of(root, footer)}):",
@@ -114,6 +119,25 @@ def _numbers(root: Path) -> list[str]:
     return lines
 
 
+def _table3_columns(root: Path) -> list[str]:
+    """Table 3's other columns (precision, recall, accuracy, F1: the paper's macro averages) beside the paper's."""
+    rows = read_result(root, "05_table3.csv")
+    if not rows:
+        return []
+    lines = [
+        "**Table 3, every column** (%, kit / paper; precision and recall are macro averages over the two classes, "
+        "as the paper's), from `figures/workshop/05_table3.csv`:",
+        "",
+        "| model | " + " | ".join(COLUMNS) + " |",
+        "|---|" + "---|" * len(COLUMNS),
+    ]
+    for row in rows:
+        paper = TABLE3.get(row["model"], {})
+        cells = [f"{float(row[c]):.2f} / {paper[c]:.2f}" if c in paper else f"{float(row[c]):.2f}" for c in COLUMNS]
+        lines.append(f"| {row['model']} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def _seeds(root: Path, number: int) -> list[str]:
     spread, differences = (
         read_result(root, f"table{number}_seeds.csv"),
@@ -122,6 +146,7 @@ def _seeds(root: Path, number: int) -> list[str]:
     if not spread:
         return []
     _, reference, name, reference_name, title = SEED_CLAIMS[number]
+    units = "scenes" if differences and differences[0].get("n_scenes") else "images"
     lines = [f"## {title}", ""]
     lines += [
         f"Test mIoU (%) per row over seeds, from `figures/workshop/table{number}_seeds.csv` "
@@ -136,8 +161,8 @@ def _seeds(root: Path, number: int) -> list[str]:
         )
     lines += [
         "",
-        f"Each row minus {reference_name}: per seed, a 95 % paired bootstrap interval over the test images; seed "
-        "`all`, the mean over seeds with a 95 % two-level bootstrap interval (seeds, then test images) "
+        f"Each row minus {reference_name}: per seed, a 95 % paired bootstrap interval over the test {units}; seed "
+        f"`all`, the mean over seeds with a 95 % two-level bootstrap interval (seeds, then test {units}) "
         f"(`figures/workshop/table{number}_differences.csv`):",
         "",
     ]
@@ -214,7 +239,7 @@ def _deviations(root: Path) -> list[str]:
 
 def _comparisons(root: Path) -> list[str]:
     """How many intervals the ledger shows, and what that does to reading a single one."""
-    rows = [r for n in (2, 4, 5) for r in read_result(root, f"table{n}_differences.csv")]
+    rows = [r for n in (2, 3, 4, 5) for r in read_result(root, f"table{n}_differences.csv")]
     pooled = sum(r["seed"] == "all" for r in rows)
     excluded = sum(
         r.get("direction", "") in ("better", "worse") or float(r["ci_low"]) > 0 or float(r["ci_high"]) < 0 for r in rows
@@ -250,7 +275,9 @@ def render_ledger(root: Path | None = None) -> str:
         *[f"| {i.paper} | {i.kit} | {i.command} | {i.result} | {i.status.format(**status)} |" for i in PAPER_ITEMS],
         "",
         *_numbers(root),
+        *_table3_columns(root),
         *_seeds(root, 2),
+        *_seeds(root, 3),
         *_seeds(root, 4),
         *_comparisons(root),
         *_transfer(root),
@@ -261,7 +288,7 @@ def render_ledger(root: Path | None = None) -> str:
 
 README_BEGIN, README_END = "<!-- results:begin -->", "<!-- results:end -->"
 # the paper items whose status the README shows: the claims measured here
-README_CLAIMS = ("Table 2", "Table 4", "Table 5", "Table 7")
+README_CLAIMS = ("Table 2", "Table 3", "Table 4", "Table 5", "Table 7")
 
 
 def render_readme_results(root: Path | None = None) -> str:

@@ -173,7 +173,7 @@ def _saved_stem(number: int, reference: str) -> str:
 
 def _cmd_table(args: argparse.Namespace) -> None:
     try:
-        specs = table_runs(args.number, args.rows)
+        specs = table_runs(args.number, args.rows, resolve_data(data_option(args.data)))
     except ValueError as err:
         raise CLIError(str(err)) from err
     reference = args.reference or next(iter(specs))
