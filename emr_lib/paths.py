@@ -27,10 +27,20 @@ from pathlib import Path
 from .data.datasets import is_bijie_layout
 from .data.io import DataError, DataNotFoundError
 
-__all__ = ["project_root", "resolve_data", "resolve_scene", "shown_path", "DEFAULT_DATA", "DEFAULT_SCENE"]
+__all__ = [
+    "project_root",
+    "resolve_data",
+    "resolve_scene",
+    "resolve_sichuan",
+    "shown_path",
+    "DEFAULT_DATA",
+    "DEFAULT_SCENE",
+    "DEFAULT_SICHUAN",
+]
 
 DEFAULT_DATA = Path("data") / "bijie"
 DEFAULT_SCENE = Path("data") / "uav-scene"
+DEFAULT_SICHUAN = Path("data") / "sichuan"  # Sichuan's scenes as `data prepare sichuan` writes them
 
 
 def project_root(start: str | Path | None = None) -> Path:
@@ -91,6 +101,13 @@ def resolve_scene(scene: str | None = "auto", root: Path | None = None) -> Path 
             "(see data/README.md; name the scene with --scene or EMR_SCENE)"
         )
     return folder
+
+
+def resolve_sichuan(root: Path | None = None) -> Path | None:
+    """The prepared Sichuan scenes: ``$EMR_SICHUAN``, else ``data/sichuan`` when it holds them, else None."""
+    root = root or project_root()
+    folder = Path(os.environ.get("EMR_SICHUAN") or root / DEFAULT_SICHUAN).expanduser()
+    return folder if (folder / "images").is_dir() and (folder / "manifest.json").is_file() else None
 
 
 def shown_path(path: str | Path) -> str:

@@ -387,3 +387,17 @@ def test_fold_splits_test_every_scene_once_over_the_folds():
         fold_splits(names, 2, 0)
     with pytest.raises(DataError, match="into 5 folds"):
         fold_splits(["a", "b", "c"], 5, 0)
+
+
+def test_stitched_scenes_put_tiles_back_where_they_were_cut():
+    from emr_lib.data import StitchedScenes
+
+    rng = np.random.default_rng(0)
+    image, mask = rng.integers(0, 255, (96, 96, 3), dtype=np.uint8), (rng.random((96, 96)) > 0.7).astype(np.uint8)
+    tiles = tile_scene(image, mask, tile=32, name="Landslide007")
+    scenes = StitchedScenes(tiles)
+    assert scenes.names == ["Landslide007"] and len(tiles) == 9
+    stitched_image, stitched_mask = scenes.read(0)
+    assert np.array_equal(stitched_image, image) and np.array_equal(stitched_mask, mask)
+    with pytest.raises(DataError, match="not a tile name"):
+        StitchedScenes(SyntheticLandslides(2, size=32))

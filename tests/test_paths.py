@@ -54,3 +54,16 @@ def test_emr_data_is_the_default_when_no_data_is_named(tmp_path, monkeypatch):
     assert paths.resolve_data(None, root) == str(root / "data" / "bijie")
     with pytest.raises(DataError, match="Pass --data PATH"):  # a DataError, so the CLI prints one line
         paths.resolve_data("no/such/folder", root)
+
+
+def test_the_sichuan_scenes_are_found_where_prepare_writes_them(tmp_path, monkeypatch):
+    from emr_lib.paths import resolve_sichuan
+
+    monkeypatch.delenv("EMR_SICHUAN", raising=False)
+    assert resolve_sichuan(tmp_path) is None
+    (tmp_path / "data" / "sichuan" / "images").mkdir(parents=True)
+    assert resolve_sichuan(tmp_path) is None  # not prepared: no manifest
+    (tmp_path / "data" / "sichuan" / "manifest.json").write_text("{}")
+    assert resolve_sichuan(tmp_path) == tmp_path / "data" / "sichuan"
+    monkeypatch.setenv("EMR_SICHUAN", str(tmp_path / "elsewhere"))
+    assert resolve_sichuan(tmp_path) is None

@@ -20,7 +20,7 @@ from .prepare import DATASET_GSD_M, dataset_kind, prepare_dataset, safe_extract
 from .splits import PAPER_SPLIT, fold_splits, load_splits, make_splits, save_splits
 from .stats import sample_statistics, summarize_statistics
 from .synthetic import SyntheticLandslides, synthetic_scene
-from .tiles import SceneTiles, scene_of, tile_scene
+from .tiles import SceneTiles, StitchedScenes, scene_of, tile_scene
 
 __all__ = [
     "SampleDataset",
@@ -45,6 +45,7 @@ __all__ = [
     "to_item",
     "tile_scene",
     "SceneTiles",
+    "StitchedScenes",
     "make_splits",
     "fold_splits",
     "scene_of",

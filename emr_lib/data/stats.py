@@ -36,8 +36,10 @@ def summarize_statistics(rows: list[dict]) -> dict:
     fractions = np.array([r["fraction"] for r in rows]) * 100
     with_landslide = fractions > 0
     components = np.array([r["components"] for r in rows])
+    sizes = [f"{r['width']}x{r['height']}" for r in rows]
     return {
         "images": len(rows),
+        "size_px": max(set(sizes), key=sizes.count),  # the most common width x height
         "with_landslide": int(with_landslide.sum()),
         "mean_fraction_%": float(fractions[with_landslide].mean()) if with_landslide.any() else 0.0,
         "median_fraction_%": float(np.median(fractions[with_landslide])) if with_landslide.any() else 0.0,

@@ -11,7 +11,16 @@ import numpy as np
 from .base import SampleDataset, Transform
 from .io import DataError, read_image, read_mask, to_binary_mask
 
-__all__ = ["HALVES", "HELD_OUT", "TileWindow", "SceneTiles", "tile_scene", "tile_positions", "scene_of"]
+__all__ = [
+    "HALVES",
+    "HELD_OUT",
+    "TileWindow",
+    "SceneTiles",
+    "StitchedScenes",
+    "tile_scene",
+    "tile_positions",
+    "scene_of",
+]
 
 
 # which half of a scene is held out -> (training box, held-out box) as fractions x0, y0, x1, y1
@@ -26,7 +35,7 @@ HELD_OUT = {**HALVES, "all": (None, (0, 0, 1, 1))}
 
 
 # a tile is named after its scene and its top-left pixel: <scene>_y<row>_x<col> (SceneTiles.names)
-TILE_NAME = re.compile(r"^(?P<scene>.+)_y\d{5}_x\d{5}$")
+TILE_NAME = re.compile(r"^(?P<scene>.+)_y(?P<y>\d{5})_x(?P<x>\d{5})$")
 
 
 def scene_of(name: str) -> str:
@@ -37,6 +46,33 @@ def scene_of(name: str) -> str:
     """
     match = TILE_NAME.match(name)
     return match["scene"] if match else name
+
+
+class StitchedScenes(SampleDataset):
+    """The scenes a tiled dataset was cut from (tiles named ``<scene>_y<row>_x<col>``), put back together.
+
+    Names are the scenes'; ``read`` pastes each tile at its offset, so whole-scene pictures and
+    per-scene statistics come from the tiles a run trains on.
+    """
+
+    def __init__(self, tiles: SampleDataset):
+        self.tiles, self.parts = tiles, {}
+        for index, name in enumerate(tiles.names):
+            match = TILE_NAME.match(name)
+            if match is None:
+                raise DataError(f"{name!r} is not a tile name (<scene>_y<row>_x<col>); the dataset holds no scenes")
+            self.parts.setdefault(match["scene"], []).append((index, int(match["y"]), int(match["x"])))
+        self.names = sorted(self.parts)
+
+    def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        pieces = [(self.tiles.read(i), y, x) for i, y, x in self.parts[self.names[index]]]
+        height = max(y + image.shape[0] for (image, _), y, _ in pieces)
+        width = max(x + image.shape[1] for (image, _), _, x in pieces)
+        image, mask = np.zeros((height, width, 3), np.uint8), np.zeros((height, width), np.uint8)
+        for (tile_image, tile_mask), y, x in pieces:
+            image[y : y + tile_image.shape[0], x : x + tile_image.shape[1]] = tile_image
+            mask[y : y + tile_mask.shape[0], x : x + tile_mask.shape[1]] = tile_mask
+        return image, mask
 
 
 @dataclass(frozen=True)
