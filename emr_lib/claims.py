@@ -11,7 +11,9 @@ them into REPRODUCTION.md and the README.
 from __future__ import annotations
 
 import csv
+import json
 import re
+import statistics
 import subprocess
 from pathlib import Path
 
@@ -27,6 +29,7 @@ __all__ = [
     "read_result",
     "footer_of",
     "placement_of",
+    "selection_gains",
 ]
 
 
@@ -180,6 +183,44 @@ def _blocks_status(root: Path) -> str:
         f"not detected at this scale: DEMA ranks {rank} of {len(rows)} ({order}), the blocks within {spread:.2f} "
         "points; one seed, and no pair intervals are committed yet"
     )
+
+
+def selection_gains(root: Path, prefix: str = "ablation_") -> list[dict]:
+    """What picking each run's best epoch on its test images would add over its last epoch, per committed run.
+
+    Tables 4-5's 4:1 split has no validation part, so a run's ``best_val_mIoU`` was measured on the very
+    images it is tested on; it minus the last epoch's test mIoU (the same images, the same evaluation) is
+    what "early stopping" on that split would have added. Runs whose folder name starts with ``prefix``.
+    """
+    rows = []
+    for path in sorted((root / RESULTS / "run_records").glob(f"{prefix}*/record.json")):
+        record = json.loads(path.read_text())
+        if record.get("test_split") != "val" or record.get("best_val_mIoU") is None:
+            continue
+        last, best = 100 * record["test_metrics"]["mIoU"], 100 * record["best_val_mIoU"]
+        rows.append({"run": path.parent.name, "last": last, "best": best, "best_epoch": record["best_epoch"]})
+    return rows
+
+
+def selection_summary(root: Path) -> str:
+    """Mean and range of :func:`selection_gains`, and its effect on the full model minus the baseline."""
+    gains = {r["run"]: r["best"] - r["last"] for r in selection_gains(root)}
+    if not gains:
+        return "not measured (no Table 4-5 run records committed)"
+    text = (
+        f"{statistics.fmean(gains.values()):+.2f} points on average (from {min(gains.values()):+.2f} to "
+        f"{max(gains.values()):+.2f}) over the {len(gains)} committed Table 4-5 runs on Bijie"
+    )
+    paired = [
+        gains[full] - gains[base]
+        for base in gains
+        if base.startswith("ablation_baseline")
+        and (full := base.replace("ablation_baseline", "ablation_dema_rma_centerrep")) in gains
+    ]
+    if paired:
+        shown = ", ".join(f"{d:+.2f}" for d in paired)
+        text += f"; on the full model minus the baseline, per seed: {shown}"
+    return text
 
 
 def _count_word(measured: float, paper: float) -> str:

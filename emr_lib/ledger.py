@@ -22,6 +22,7 @@ from .claims import (
     footer_of,
     placement_of,
     read_result,
+    selection_summary,
 )
 from .paper import COLUMNS, TABLE2, TABLE3, TABLE4, TABLE5, TABLE7
 from .paths import project_root
@@ -237,6 +238,42 @@ def _deviations(root: Path) -> list[str]:
     ]
 
 
+def _why_differ(root: Path) -> list[str]:
+    """Each candidate cause of the gap between the kit's numbers and the paper's, with its measured size."""
+    spread = {r["row"]: float(r["mIoU_sd"]) for r in read_result(root, "table2_seeds.csv")}
+    seeds = (
+        f"the sd of test mIoU over 5 seeds: HRNet {spread['hrnet']:.2f}, EMR-HRNet {spread['emr_hrnet']:.2f} points "
+        "on Bijie (`table2_seeds.csv`)"
+        if {"hrnet", "emr_hrnet"} <= set(spread)
+        else "not measured"
+    )
+    causes = [
+        ("the ablation's split drawn after the expansion (6524 = the expanded count), putting augmented copies "
+         "of one image in training and test; CenterRep, making more copies, would gain most", "not measured yet"),
+        ("an epoch chosen on the test images (the 4:1 split has no validation part; the paper used early "
+         "stopping)", f"{selection_summary(root)} (each run's best epoch on its test part minus its last epoch; "
+         "the kit reports the last)"),
+        ("one run per row in the paper: chance between seeds", seeds),
+        ("ImageNet pretraining (the reference code loads it; the kit trains from scratch offline)", "not measured"),
+        ("the network and recipe: HRNet-W18-small at 160 px for 40 epochs with AdamW here, W32 at 512 px for 100 "
+         "epochs with SGD in the paper", "not measured (the paper profile needs a GPU)"),
+        ("Sichuan: 36 of the paper's 107 images (no debris flows), resized by a third party", "not measured"),
+        ("the comparison models are smp's, lighter than the paper's",
+         "parameters and FLOPs side by side: `07_table7.md` and the list below"),
+    ]  # fmt: skip
+    return [
+        "## Why the kit's numbers differ from the paper's",
+        "",
+        "Candidate causes of the gap between the paper's effects and the kit's, each with its size as measured "
+        "here (or not):",
+        "",
+        "| candidate cause | measured size |",
+        "|---|---|",
+        *[f"| {cause} | {size} |" for cause, size in causes],
+        "",
+    ]
+
+
 def _comparisons(root: Path) -> list[str]:
     """How many intervals the ledger shows, and what that does to reading a single one."""
     rows = [r for n in (2, 3, 4, 5) for r in read_result(root, f"table{n}_differences.csv")]
@@ -280,6 +317,7 @@ def render_ledger(root: Path | None = None) -> str:
         *_seeds(root, 3),
         *_seeds(root, 4),
         *_comparisons(root),
+        *_why_differ(root),
         *_transfer(root),
         *_deviations(root),
     ]

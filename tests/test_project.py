@@ -315,3 +315,24 @@ def test_table5s_status_quotes_each_committed_pair_with_its_interval_and_directi
         assert f"{row['row']} minus DEMA {float(row['mIoU_diff']):+.2f} {interval}" in status, row["row"]
     inside = [row["row"] for row in pairs if row["paper_inside"] == "True"]
     assert ("inside the interval for " + (", ".join(inside) or "none of them")) in status
+
+
+def test_the_epoch_chosen_on_test_images_is_measured_from_the_records_best_and_last(tmp_path):
+    from emr_lib.claims import selection_gains, selection_summary
+    from emr_lib.ledger import render_ledger
+
+    def record(run, last, best, split="val"):
+        folder = tmp_path / "figures" / "workshop" / "run_records" / run
+        folder.mkdir(parents=True)
+        body = {"test_split": split, "test_metrics": {"mIoU": last}, "best_val_mIoU": best, "best_epoch": 30}
+        (folder / "record.json").write_text(json.dumps(body))
+
+    assert selection_summary(tmp_path).startswith("not measured")
+    record("ablation_baseline", 0.80, 0.81)
+    record("ablation_dema_rma_centerrep", 0.82, 0.84)
+    record("ablation_other", 0.70, 0.90, split="test")  # a run with its own test part chose on validation only
+    assert [r["run"] for r in selection_gains(tmp_path)] == ["ablation_baseline", "ablation_dema_rma_centerrep"]
+    summary = selection_summary(tmp_path)
+    assert "+1.50 points on average (from +1.00 to +2.00) over the 2 committed" in summary
+    assert "per seed: +1.00" in summary  # the full model gains 2.00, the baseline 1.00
+    assert selection_summary(REPO) in render_ledger(REPO)
