@@ -47,6 +47,11 @@ class TrainConfig:
     # seed s tests fold s mod k, validates on the next and trains on the rest, so k seeds test every
     # scene once (data.fold_splits; with k = 5, 3:1:1 as the paper's 6:2:2). 0: split_ratios
     split_folds: int = 0
+    # > 0: the split that the paper's ablation count (6524, the expanded images) may imply, made on purpose to
+    # measure it, never a default: every image is expanded by this factor with the recipe (CenterRep at
+    # `centerrep` in the copies) BEFORE the split, which is then drawn over originals and copies alike, so
+    # copies of one image sit in training and test. 0: split first, expand the training part only
+    split_after_expansion: float = 0.0
     size: int = 128  # images are resized to size x size (a multiple of 32)
     augment: bool = True  # flips, 90-degree rotations, small rotations, brightness
     centerrep: float = 0.0  # probability of online CenterRep per training sample
@@ -113,6 +118,13 @@ class TrainConfig:
             raise ValueError(f"loss must be 'ce' or 'ce+dice', got {self.loss!r}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be at least 1")
+        if self.split_after_expansion and (
+            self.split_after_expansion < 1 or self.offline_expansion or self.split_folds
+        ):
+            raise ValueError(
+                "split_after_expansion must be 0 or a factor of at least 1, and it excludes offline_expansion and "
+                f"split_folds (got {self.split_after_expansion}, {self.offline_expansion}, {self.split_folds})"
+            )
         if self.split_folds and self.split_folds < 3:
             raise ValueError(f"split_folds must be 0 (split_ratios) or at least 3, got {self.split_folds}")
         if self.val_every < 0:

@@ -36,7 +36,7 @@ from .data import (
     open_dataset,
     save_splits,
 )
-from .expansion import expand_dataset
+from .expansion import ExpandedDataset, expand_dataset
 from .profiles import TrainConfig
 from .runtime import Distributed
 
@@ -198,10 +198,11 @@ class RunDatasets:
             if not config.augment:
                 return DatasetView(base, names, eval_transform(config.size))
         if config.augment:
+            centerrep = 0.0 if config.split_after_expansion else config.centerrep  # the copies carry it
             transform = train_transform(
-                config.size, config.centerrep, scale_jitter=config.scale_jitter, resize_first=augment_at_size
+                config.size, centerrep, scale_jitter=config.scale_jitter, resize_first=augment_at_size
             )
-        elif config.centerrep > 0:
+        elif config.centerrep > 0 and not config.split_after_expansion:  # there, the copies carry it
             centerrep, resize = CenterRep(config.centerrep), Resize(config.size)
             transform = Compose([resize, centerrep] if augment_at_size else [centerrep, resize])
         else:
@@ -219,8 +220,14 @@ def split_names(config: TrainConfig, names: list[str], group_of=None) -> dict[st
 def run_datasets(config: TrainConfig, splits_out: str | Path | None = None) -> RunDatasets:
     """Open ``config.data`` and split it; with ``splits_out``, save the split files there."""
     base, description = open_base(config)
+    if config.split_after_expansion:  # the leak, on purpose: copies first, then a split over them one by one
+        factor, centerrep = config.split_after_expansion, config.centerrep
+        base = ExpandedDataset(base, base.names, factor, centerrep, seed=config.split_seed)
+        description += f", expanded x{factor:.2f} before the split"
     if config.split_dir:
         splits = load_splits(config.split_dir)
+    elif config.split_after_expansion:
+        splits = make_splits(base.names, config.split_ratios, seed=config.split_seed)
     elif isinstance(base, CombinedDataset):  # each part split on its own, with the same ratios
         splits = {}
         for label in base.parts:

@@ -74,3 +74,23 @@ def test_cpu_fast_augments_at_the_training_size_from_images_kept_at_it():
     assert train_view[0]["image"].shape == (3, 64, 64)
     # validation resizes only, so its inputs are those it reads without the cache
     assert all((val_view[i]["image"] == data.val[i]["image"]).all() for i in range(len(data.val)))
+
+
+def test_a_split_after_expansion_puts_copies_of_one_image_on_both_sides_and_only_when_asked():
+    from emr_lib.profiles import get_config
+    from emr_lib.run_data import run_datasets
+
+    honest = run_datasets(get_config("quick", synthetic_n=20, split_ratios={"train": 0.8, "val": 0.2}))
+    originals = lambda names: {name.split("__aug")[0] for name in names}  # noqa: E731
+    assert not originals(honest.splits["train"]) & originals(honest.splits["val"])
+    leaky_config = get_config(
+        "quick", synthetic_n=20, split_ratios={"train": 0.8, "val": 0.2}, split_after_expansion=3.0
+    )
+    leaky = run_datasets(leaky_config)
+    assert len(leaky.base) == 60 and sum(map(len, leaky.splits.values())) == 60
+    assert originals(leaky.splits["train"]) & originals(leaky.splits["val"])  # the leak, measured on purpose
+    assert "before the split" in leaky.description
+    image, mask = leaky.train()[0]["image"], leaky.train()[0]["mask"]
+    assert image.shape[-1] == leaky_config.size and mask.shape == image.shape[-2:]
+    with pytest.raises(ValueError, match="excludes offline_expansion"):
+        get_config("quick", split_after_expansion=3.0, offline_expansion=2.0)
