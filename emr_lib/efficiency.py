@@ -418,9 +418,9 @@ def cost_rows(costs: dict[str, list[dict]]) -> list[dict]:
         {
             "part": part,
             **{
-                f"{model} {key}": by_part.get(part, {}).get(key, 0) / scale
+                f"{model} {column}": by_part.get(part, {}).get(key, 0) / scale
                 for model, by_part in by_model.items()
-                for key, scale in (("params_M", 1e6), ("GFLOPs", 1e9))
+                for key, column, scale in (("params", "params_M", 1e6), ("flops", "GFLOPs", 1e9))
             },
         }
         for part in parts

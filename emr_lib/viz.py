@@ -18,26 +18,13 @@ import torch
 from matplotlib.patches import Patch, Rectangle
 from PIL import Image
 
+# fmt: off
 __all__ = [
-    "overlay",
-    "sample_grid",
-    "plot_statistics",
-    "plot_center_rep_steps",
-    "plot_pairs",
-    "plot_history",
-    "plot_overlays",
-    "plot_metric_comparison",
-    "plot_scene",
-    "plot_map",
-    "plot_scale_curves",
-    "plot_hrnet_shapes",
-    "plot_receptive_fields",
-    "plot_attention",
-    "plot_maps",
-    "plot_cost_by_part",
-    "save_figure",
-    "OVERLAY_COLOURS",
+    "overlay", "sample_grid", "plot_statistics", "plot_center_rep_steps", "plot_pairs", "plot_history",
+    "plot_overlays", "plot_metric_comparison", "plot_scene", "plot_map", "plot_scale_curves", "plot_hrnet_shapes",
+    "plot_receptive_fields", "plot_attention", "plot_maps", "plot_cost_by_part", "save_figure", "OVERLAY_COLOURS",
 ]
+# fmt: on
 
 OVERLAY_COLOURS = {"TP": (0, 200, 0), "FP": (230, 30, 30), "FN": (30, 110, 255)}
 
@@ -204,7 +191,7 @@ def plot_metric_comparison(rows: Sequence[dict], key: str = "mIoU", label: str =
     ax.set_ylim(-0.7, len(rows) - 0.3)
     ax.set_xlabel(f"{key} (%)")
     ax.grid(axis="x", color="0.92")
-    # the legend in the bottom 0.5 in, above the provenance line that save_figure writes at the very bottom
+    # the legend in the bottom 0.5 in (save_figure writes its provenance line under the figure)
     height = fig.get_figheight()
     fig.legend(*ax.get_legend_handles_labels(), loc="lower center", bbox_to_anchor=(0.5, 0.12 / height),
                ncol=3, frameon=False, fontsize=8)  # fmt: skip
@@ -356,8 +343,8 @@ def plot_attention(attention: np.ndarray, title: str | None = None):
     image = ax.imshow(attention, cmap="viridis")
     ax.set(xlabel="key channel", ylabel="query channel")
     fig.colorbar(image, ax=ax, label="weight")
-    if title:
-        ax.set_title(title, fontsize=10)
+    if title:  # over the whole figure, so the colour bar cannot clip it
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -434,16 +421,26 @@ def plot_overlays(images, truths, predictions: dict[str, Sequence], names: Seque
 def save_figure(fig, path: str | Path, provenance_text: str | None = None, dpi: int = 110) -> Path:
     """Save ``fig`` as a 256-colour PNG, with a small provenance caption at the bottom when given.
 
+    The caption is a strip of its own under the figure, so no legend or label can overprint it.
     Figures of imagery (scenes, sample grids) are committed; as full-colour PNGs they reach
     1-2 MB each, as palette PNGs about a third of that, with no visible difference at this size.
     """
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if provenance_text:
-        fig.text(0.005, 0.002, provenance_text, fontsize=6, color="0.4", ha="left", va="bottom")
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
-    buffer.seek(0)
-    Image.open(buffer).convert("RGB").quantize(256).save(path, optimize=True)
+    picture = Image.open(buffer).convert("RGB")
+    if provenance_text:
+        strip = plt.figure(figsize=(picture.width / dpi, 0.16), dpi=dpi)
+        strip.text(0.05 / (picture.width / dpi), 0.5, provenance_text, fontsize=6, color="0.4", va="center")
+        caption = io.BytesIO()
+        strip.savefig(caption, format="png", dpi=dpi, facecolor="white")
+        plt.close(strip)
+        caption = Image.open(caption).convert("RGB")
+        stacked = Image.new("RGB", (picture.width, picture.height + caption.height), "white")
+        stacked.paste(picture, (0, 0))
+        stacked.paste(caption, (0, picture.height))
+        picture = stacked
+    picture.quantize(256).save(path, optimize=True)
     return path

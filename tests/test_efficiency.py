@@ -98,3 +98,25 @@ def test_module_convention_counts_emas_convs_as_its_authors_run_them():
     h = w = 8
     expected = 2 * 32 * (h + w) * 4 + 2 * 32 * h * w * 4 * 9  # 1x1 on the pooled strip, 3x3 on the map
     assert count_flops(ema, (1, 32, h, w), convention="modules") == expected
+
+
+def test_cost_rows_put_each_models_parameters_and_flops_per_part_in_millions_and_billions():
+    from emr_lib.efficiency import cost_rows
+
+    costs = {
+        "HRNet": [{"part": "stem", "params": 2_000_000, "flops": 3e9}],
+        "EMR-HRNet": [
+            {"part": "stem", "params": 2_000_000, "flops": 3e9},
+            {"part": "RMA", "params": 500_000, "flops": 1e9},
+        ],
+    }
+    rows = cost_rows(costs)
+    assert [r["part"] for r in rows] == ["stem", "RMA"]
+    assert rows[0] == {
+        "part": "stem",
+        "HRNet params_M": 2.0,
+        "HRNet GFLOPs": 3.0,
+        "EMR-HRNet params_M": 2.0,
+        "EMR-HRNet GFLOPs": 3.0,
+    }
+    assert rows[1]["HRNet params_M"] == 0 and rows[1]["EMR-HRNet params_M"] == 0.5
