@@ -11,6 +11,7 @@ manifests into ``figures/README.md``. Scratch profiles (``quick``; see
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as _dt
 import html
 import json
@@ -122,20 +123,30 @@ class FigureStore:
         }
         manifest_path.write_text(json.dumps(dict(sorted(manifest.items())), indent=1))
 
-    def save_figure(self, fig, name: str, caption: str = "") -> Path:
-        """Save ``fig`` as ``<folder>/<name>.png`` with a provenance caption."""
+    def save_figure(self, fig, name: str, caption: str = "", data: str | None = None) -> Path:
+        """Save ``fig`` as ``<folder>/<name>.png`` with a provenance caption (``data``: data other than the store's)."""
+        if data is not None:
+            return dataclasses.replace(self, data_label=data).save_figure(fig, name, caption)
         path = save_figure(fig, self.folder / f"{name}.png", self.provenance_text())
         self._register([path], "figure", caption)
         return path
 
     def save_table(
-        self, rows: list[dict], name: str, columns: list[str] | None = None, caption: str = "", floatfmt: str = ".2f"
+        self,
+        rows: list[dict],
+        name: str,
+        columns: list[str] | None = None,
+        caption: str = "",
+        floatfmt: str = ".2f",
+        data: str | None = None,
     ) -> Table:
         """Save ``rows`` as ``<name>.md`` and ``<name>.csv``; return the :class:`Table` (a notebook renders it).
 
         Rows of runs carry ``seed`` and ``commit``: the CSV keeps them as columns, the markdown
         (and the notebook) shows them once, in a footer line, to keep the table readable.
         """
+        if data is not None:  # rows of other data than the store's: say so in the footer and manifest
+            return dataclasses.replace(self, data_label=data).save_table(rows, name, columns, caption, floatfmt)
         columns = columns or list(rows[0])
         shown = [c for c in columns if c not in RUN_PROVENANCE]
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -91,19 +91,27 @@ class Context:
         reference = json.loads((self.run_dir(name) / "record.json").read_text())
         return seed_records(self.output_dir, self.profile, name, reference)
 
-    def save_figure(self, fig, name: str, caption: str = "") -> None:
+    def save_figure(self, fig, name: str, caption: str = "", data: str | None = None) -> None:
         """Save ``fig`` as ``figures/<profile>/<name>.png`` with a provenance caption; say where, in one line.
 
         The figure itself shows in the notebook as usual; nothing else is left as the cell's value.
+        ``data`` names the data when it is not the notebook's.
         """
-        path = self.figures.save_figure(fig, name, caption)
+        path = self.figures.save_figure(fig, name, caption, data)
         print(f"saved {shown_path(path)}")
 
     def save_table(
-        self, rows: list[dict], name: str, columns: list[str] | None = None, caption: str = "", floatfmt: str = ".2f"
+        self,
+        rows: list[dict],
+        name: str,
+        columns: list[str] | None = None,
+        caption: str = "",
+        floatfmt: str = ".2f",
+        data: str | None = None,
     ) -> Table:
-        """Save ``rows`` as markdown and CSV beside the figures; return the table, which the notebook renders."""
-        return self.figures.save_table(rows, name, columns, caption, floatfmt)
+        """Save ``rows`` as markdown and CSV beside the figures; return the table, which the notebook renders.
+        ``data`` names the data when it is not the notebook's."""
+        return self.figures.save_table(rows, name, columns, caption, floatfmt, data)
 
 
 def notebook_context(
