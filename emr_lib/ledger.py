@@ -233,8 +233,8 @@ def _deviations(root: Path) -> list[str]:
         "expansion (`record.json` counts `expansion.copies` and `expansion.centerrep_copies`; rows without "
         "CenterRep have none, rows with it have it once, in the copies). The workshop and quick profiles keep "
         "their flat first epoch (`warmup_start=1.0`), so their committed tables stay what they produce.",
-        "- **Determinism**: runs are bit-identical for a seed on one machine, not always across CPUs (README: "
-        "HRNet and EMR-HRNet retrained on another CPU matched to the last digit, PSPNet did not).",
+        "- **Determinism**: runs are bit-identical for a seed on one machine, not always across CPUs (float "
+        "rounding in some kernels differs between processors; README).",
     ]
 
 
@@ -362,7 +362,7 @@ TRANSFER_INTRO = (
 def _transfer_table(root: Path, recipe_only: bool = False) -> list[str]:
     """A table with one row per committed few-shot study (fine-tuned minus scratch over the draws at each k), or
     nothing when there is none; with ``recipe_only``, only the studies made with ``transfer``'s default recipe."""
-    rows = []
+    rows, dirty = [], []
     for path in sorted((root / "benchmarks" / "results" / "transfer").glob("*/transfer.json")):
         study = json.loads(path.read_text())
         if recipe_only and full_recipe(study["settings"].get("recipe")) != FINETUNE_RECIPE:
@@ -374,9 +374,17 @@ def _transfer_table(root: Path, recipe_only: bool = False) -> list[str]:
         ]
         draws = pooled[0]["n_seeds"] if pooled else 1
         rows.append(f"| `{path.parent.name}` | {'; '.join(cells)} | {draws} | {study['provenance'].get('commit')} |")
+        if "+dirty" in str(study["provenance"].get("commit")):  # made from a checkout with uncommitted changes
+            why = study["provenance"].get("dirty_note", "what differed was not recorded")
+            dirty.append(f"`{path.parent.name}` was made at `{study['provenance']['commit']}`: {why}.")
     if not rows:
         return []
-    return ["| study | fine-tuned - scratch at each k | draws | commit |", "|---|---|---|---|", *rows, ""]
+    notes = (
+        ["", "`+dirty` marks a study made from a checkout with uncommitted changes: " + " ".join(dirty)]
+        if dirty
+        else []
+    )
+    return ["| study | fine-tuned - scratch at each k | draws | commit |", "|---|---|---|---|", *rows, *notes, ""]
 
 
 def _transfer_summary(root: Path) -> list[str]:

@@ -44,7 +44,7 @@ from .run_data import run_datasets
 from .runtime import select_device
 from .train import evaluate_final, train
 
-__all__ = ["RunFolderError", "RunPlan", "plan_run", "run_or_reuse", "run_dir", "seed_records"]
+__all__ = ["RunFolderError", "RunPlan", "plan_run", "run_or_reuse", "run_dir", "seed_records", "data_names"]
 
 MODES = ("auto", "refuse", "resume", "overwrite")
 
@@ -77,7 +77,7 @@ class RunPlan:
 WHERE_NOT_WHAT = frozenset({"device", "num_workers"})
 
 
-def _data_names(data: str) -> list[str]:
+def data_names(data: str) -> list[str]:
     """The data folders' names (``synthetic`` as it is), without where they lie."""
     return [part if part == "synthetic" else Path(part).name for part in data.split(",")]
 
@@ -98,7 +98,7 @@ def _same_run(held: dict, wanted: dict, config: TrainConfig) -> bool:
         return True
     if differing != {"data"}:
         return False
-    if _data_names(stored["data"]) != _data_names(wanted["data"]) or not held.get("data_fingerprint"):
+    if data_names(stored["data"]) != data_names(wanted["data"]) or not held.get("data_fingerprint"):
         return False
     try:
         return run_datasets(config).fingerprint() == held["data_fingerprint"]
@@ -232,7 +232,7 @@ def seed_records(runs_root: str | Path, profile: str, name: str, reference: dict
         return {k: v for k, v in as_stored(record["config"]).items() if k not in ("seed", "data")}
 
     def data(record: dict) -> tuple:  # what the data is, wherever it lay (see the module's rule)
-        return _data_names(record["config"]["data"]), record.get("data_fingerprint")
+        return data_names(record["config"]["data"]), record.get("data_fingerprint")
 
     own, own_data = settings(reference), data(reference)
     found = {}

@@ -38,7 +38,8 @@ __all__ = [
 def seed_summary(records: dict[str, dict[int, dict]], key: str = "mIoU", label: str = "configuration") -> list[dict]:
     """Mean, standard deviation and range (percent) of test ``key`` over seeds, one row per entry.
 
-    ``records`` maps a row label to its records by seed (:func:`emr_lib.runs.seed_records`).
+    ``records`` maps a row label to its records by seed (:func:`emr_lib.runs.seed_records`). With one
+    seed in every row there is no spread to show, so the standard deviation is left out.
     """
     rows = []
     for row, by_seed in records.items():
@@ -53,6 +54,9 @@ def seed_summary(records: dict[str, dict[int, dict]], key: str = "mIoU", label: 
                 f"{key}_max": max(values),
             }
         )
+    if all(len(by_seed) < 2 for by_seed in records.values()):
+        for row in rows:
+            del row[f"{key}_sd"]
     return rows
 
 

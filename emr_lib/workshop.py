@@ -165,6 +165,8 @@ def unpack_runs(archive: str | Path, runs_root: str | Path) -> dict:
     already holds a record is left as it is (``kept``). Returns the manifest with each run's
     outcome in ``unpacked``: ready, resumes, missing, or kept."""
     archive, runs_root = Path(archive), Path(runs_root)
+    if not zipfile.is_zipfile(archive):
+        raise ValueError(f"{archive} is not a zip archive: unpack the file `python -m emr_lib workshop pack` wrote")
     with zipfile.ZipFile(archive) as zf:
         if MANIFEST not in zf.namelist():
             raise ValueError(f"{archive} has no {MANIFEST}: make it with python -m emr_lib workshop pack")

@@ -231,3 +231,27 @@ def test_tables_saved_against_another_reference_keep_their_own_files():
 
     assert _saved_stem(4, "baseline") == "table4" and _saved_stem(5, "dema") == "table5"
     assert _saved_stem(4, "+DEMA+RMA") == "table4_vs_dema_rma"  # CenterRep's own share: not table4's claim
+
+
+def test_resume_with_nothing_to_resume_says_so_and_trains_nothing(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["train", "--out", str(tmp_path / "empty"), "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err and not any((tmp_path / "empty").iterdir())
+
+
+def test_a_finished_run_resumes_by_the_same_command_after_its_folder_moved(tmp_path, capsys, monkeypatch):
+    kit = tmp_path / "kit"
+    assert main(["data", "synthetic", str(kit / "data"), "--n", "12", "--size", "64"]) == 0
+    monkeypatch.chdir(kit)
+    command = ["train", "--model", "hrnet", "--data", "data", "--out", "runs/r", "--no-progress"]
+    command += ["--set", "epochs=1", "--set", "size=64"]
+    assert main(command) == 0
+    moved = tmp_path / "moved"
+    kit.rename(moved)  # the kit folder moved: the data's path changed, its name and content did not
+    monkeypatch.chdir(moved)
+    capsys.readouterr()
+    assert main([*command, "--resume"]) == 0 and "reusing" in capsys.readouterr().out
+    (moved / "data" / "images" / sorted((moved / "data" / "images").iterdir())[0].name).unlink()
+    (moved / "data" / "masks" / sorted((moved / "data" / "masks").iterdir())[0].name).unlink()
+    assert main([*command, "--resume"]) == 2  # other content under the same name: not the run's data
+    assert "other settings" in capsys.readouterr().err

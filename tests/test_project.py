@@ -336,3 +336,26 @@ def test_the_epoch_chosen_on_test_images_is_measured_from_the_records_best_and_l
     assert "+1.50 points on average (from +1.00 to +2.00) over the 2 committed" in summary
     assert "per seed: +1.00" in summary  # the full model gains 2.00, the baseline 1.00
     assert selection_summary(REPO) in render_ledger(REPO)
+
+
+def test_every_committed_table_has_numbers_and_every_commit_it_names_is_in_the_history():
+    import csv
+    import math
+    import subprocess
+
+    for path in sorted((REPO / "figures").rglob("*.csv")):
+        rows = list(csv.DictReader(path.open()))
+        for column in rows[0] if rows else []:
+            try:
+                values = [float(row[column]) for row in rows]
+            except (TypeError, ValueError):
+                continue  # text, or a column with gaps
+            if column not in ("seed", "seeds"):
+                assert not all(v == 0 for v in values), f"{path.name}: column {column} is all zeros"
+                assert not all(math.isnan(v) for v in values), f"{path.name}: column {column} is all nan"
+    for path in sorted((REPO / "figures").rglob("*.md")):
+        for commit in set(re.findall(r"commit ([0-9a-f]{7,40})", path.read_text())):
+            known = subprocess.run(
+                ["git", "-C", str(REPO), "cat-file", "-e", f"{commit}^{{commit}}"], capture_output=True
+            )
+            assert known.returncode == 0, f"{path.name} names commit {commit}, which is not in the history"

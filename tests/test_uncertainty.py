@@ -18,6 +18,8 @@ def test_seed_summary_gives_mean_spread_and_range():
     assert rows[0]["mIoU_sd"] == pytest.approx(2.0)
     assert (rows[0]["mIoU_min"], rows[0]["mIoU_max"]) == pytest.approx((80.0, 84.0))
     assert rows[1]["mIoU_mean"] == pytest.approx(50.0) and math.isnan(rows[1]["mIoU_sd"])
+    single = seed_summary({"gam": {0: record(0.8)}, "dema": {0: record(0.81)}})  # one seed: no spread to show
+    assert "mIoU_sd" not in single[0] and single[1]["mIoU_mean"] == pytest.approx(81.0)
 
 
 def _per_image(seed, n=30, skill=0.8):

@@ -98,6 +98,15 @@ def test_unpack_refuses_an_archive_that_writes_outside_its_folder(tmp_path):
     assert not (tmp_path / "escape.txt").exists()
 
 
+def test_unpacking_a_file_that_is_no_zip_is_one_line(tmp_path, capsys):
+    from emr_lib.cli import main
+
+    (tmp_path / "runs.zip").write_text("not a zip")
+    assert main(["workshop", "unpack", str(tmp_path / "runs.zip"), "--runs", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is not a zip archive" in err and len(err.splitlines()) == 1
+
+
 def test_rehearsal_a_learner_unpacks_the_quick_runs_and_runs_04_to_06_without_training(tmp_path):
     """The instructor's runs (the quick pipeline's, in the project) packed, unpacked by a learner at
     another path; notebooks 04-06 then train no run (the hand loop of 04 takes a few steps in a

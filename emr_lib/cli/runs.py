@@ -22,7 +22,7 @@ from ..paths import project_root, resolve_data
 from ..profiles import PROFILES, TrainConfig, apply_overrides, get_config, parse_override
 from ..provenance import provenance
 from ..run_data import run_datasets, scene_split
-from ..runs import run_or_reuse
+from ..runs import data_names, run_or_reuse
 from ..runtime import select_device
 from ..uncertainty import CompareError, compare_runs, paired_differences, seed_summary
 from ..workshop import EPISODES, describe, episode_runs, pack_runs, unpack_runs
@@ -88,6 +88,8 @@ def _resume_config(args: argparse.Namespace, out: Path, stored: dict) -> TrainCo
             held = stored.get("model_options", {}).get(key.split(".", 1)[1])
         else:
             held = stored.get(key)
+        if key == "data" and held and data_names(held) == data_names(value):
+            continue  # the same folders moved elsewhere: the run folder rule checks they hold what the run read
         if held != value:
             differ.append(f"{key}: {held!r} in the run, {value!r} asked")
     if differ:
@@ -96,7 +98,7 @@ def _resume_config(args: argparse.Namespace, out: Path, stored: dict) -> TrainCo
             "or pass --overwrite (the old run is moved aside) or another --out"
         )
     try:
-        return apply_overrides(TrainConfig(), dict(stored)).validate()
+        return apply_overrides(TrainConfig(), {**stored, **({"data": asked["data"]} if args.data else {})}).validate()
     except ValueError as err:
         raise CLIError(
             f"{out}: its settings cannot be read by this kit ({err}); train it again with --overwrite"
@@ -107,6 +109,11 @@ def _cmd_train(args: argparse.Namespace) -> None:
     if args.resume and args.overwrite:
         raise CLIError("--resume continues the run in --out and --overwrite starts it again: pass one of them")
     stored = _stored_settings(Path(args.out)) if args.resume and args.out else None
+    if args.resume and not stored:
+        where = args.out or "--out"
+        raise CLIError(
+            f"nothing to resume in {where}: it holds no run (record.json or last.pt); drop --resume to start one"
+        )
     if stored:
         config = _resume_config(args, Path(args.out), stored)
         args.model = config.model
