@@ -4,15 +4,16 @@ For readers who run nothing (a learner before the day, someone deciding whether 
 the kit): the README as the home page, the executed notebooks of one profile with their
 figures and tables, and the documentation in ``docs/`` (and ``REPRODUCTION.md`` once it
 exists), rendered by Sphinx with MyST-NB (the Jupyter ecosystem's standard) into
-``build/site/`` with ``index.html`` at its root. The notebooks are not executed again: the
-pages show the outputs of ``python -m emr_lib pipeline --profile PROFILE``, which runs first
-when its executed copies are missing.
+``build/site/`` with ``index.html`` at its root. The site never executes a notebook (that
+could train for hours): the pages show the outputs of ``python -m emr_lib pipeline --profile
+PROFILE``, and an episode not executed yet gets a page that names the command that executes it.
 
 Sphinx, MyST-NB and the theme are the ``docs`` extra (``pip install -e ".[docs]"``).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -21,7 +22,7 @@ import tomllib
 from pathlib import Path
 
 from .paths import project_root
-from .pipeline import PipelineError, list_notebooks, run_pipeline
+from .pipeline import PipelineError, list_notebooks
 
 __all__ = ["build_site", "SiteError"]
 
@@ -70,8 +71,21 @@ def _theme() -> str:
     return "sphinx_book_theme"
 
 
-def _write_source(root: Path, executed: list[Path], src: Path) -> list[str]:
-    """The site's source folder: conf.py, the home page, docs pages and executed notebooks."""
+def _missing_page(notebook: Path, profile: str) -> str:
+    """The page of an episode not executed for ``profile``: its title, and the command that executes it."""
+    first = json.loads(notebook.read_text())["cells"][0]["source"]
+    title = "".join(first).splitlines()[0].lstrip("# ") if first else notebook.stem
+    return (
+        f"# {title}\n\nThis episode has not been executed for the `{profile}` profile, so this site has no page "
+        f"of its outputs. Execute it (it may train models: the notebook's header says how long), then build the "
+        f"site again:\n\n```bash\npython -m emr_lib pipeline --profile {profile} --only {notebook.stem[:2]}\n"
+        f"python -m emr_lib site --profile {profile}\n```\n"
+    )
+
+
+def _write_source(root: Path, executed: list[Path], src: Path, profile: str = "quick") -> list[str]:
+    """The site's source folder: conf.py, the home page, docs pages and executed notebooks (a page naming the
+    command for each episode not executed yet)."""
     if src.exists():
         shutil.rmtree(src)
     (src / "notebooks").mkdir(parents=True)
@@ -84,7 +98,12 @@ def _write_source(root: Path, executed: list[Path], src: Path) -> list[str]:
     for name, path in docs.items():
         (src / name).write_text(_relink(path.read_text(), site_pages, repository))
     for notebook in executed:
-        shutil.copy2(notebook, src / "notebooks" / notebook.name)
+        if notebook.is_file():
+            shutil.copy2(notebook, src / "notebooks" / notebook.name)
+        else:  # not executed: its page says how, and links to it still land
+            (src / "notebooks" / f"{notebook.stem}.md").write_text(
+                _missing_page(root / "notebooks" / notebook.name, profile)
+            )
     pages = [f"notebooks/{nb.stem}" for nb in executed] + [Path(name).stem for name in docs]
     toctree = "\n".join(["", "```{toctree}", ":maxdepth: 1", ":caption: Contents", "", *pages, "```", ""])
     (src / "index.md").write_text(_relink((root / "README.md").read_text(), site_pages, repository) + toctree)
@@ -101,12 +120,14 @@ def build_site(profile: str = "quick", root: Path | None = None, out: Path | Non
     except ImportError as err:
         raise SiteError('the site needs Sphinx and MyST-NB: pip install -e ".[docs]"') from err
     executed_dir = root / "build" / "notebooks" / profile
-    missing = [nb.name for nb in list_notebooks(root) if not (executed_dir / nb.name).is_file()]
-    if missing:
-        print(f"no executed copies of {missing} in {executed_dir}: running the {profile} pipeline first")
-        run_pipeline(profile, only=[name[:2] for name in missing])
     executed = [executed_dir / nb.name for nb in list_notebooks(root)]
-    pages = _write_source(root, executed, root / "build" / "site-src" / profile)
+    missing = [nb.stem[:2] for nb in executed if not nb.is_file()]
+    if missing:  # never executed here: running them could train for hours
+        print(
+            f"episodes {', '.join(missing)} have not been executed for {profile}; their pages name the command "
+            f"(python -m emr_lib pipeline --profile {profile} --only {','.join(missing)})"
+        )
+    pages = _write_source(root, executed, root / "build" / "site-src" / profile, profile)
     command = [sys.executable, "-m", "sphinx", "-b", "html", "-q", str(root / "build" / "site-src" / profile), str(out)]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:

@@ -76,3 +76,22 @@ def test_site_pages_load_in_chromium_with_every_image(site, browser):
             browser.save_screenshot(str(shots / f"{'home' if page.stem == 'index' else page.stem}.png"))
     assert (shots / "home.png").is_file() and (shots / "04_training.png").is_file()
     (shots / "pages.json").write_text(json.dumps([p.name for p in pages]))
+
+
+def test_the_site_never_executes_a_notebook_and_names_the_command_for_each_missing_one(tmp_path, monkeypatch):
+    pytest.importorskip("myst_nb")
+    import shutil
+
+    import emr_lib.pipeline
+
+    for item in ("README.md", "pyproject.toml", "docs", "notebooks"):
+        source = REPO / item
+        (shutil.copytree if source.is_dir() else shutil.copy2)(source, tmp_path / item)
+    executed = tmp_path / "build" / "notebooks" / "quick"
+    executed.mkdir(parents=True)
+    shutil.copy2(REPO / "notebooks" / "01_data_exploration.ipynb", executed)  # one episode "executed"
+    monkeypatch.setattr(emr_lib.pipeline, "run_pipeline", lambda *a, **k: pytest.fail("the site trained"))
+    index = build_site("quick", root=tmp_path)
+    page = re.sub(r"<[^>]+>", "", (index.parent / "notebooks" / "06_ablation.html").read_text())  # the text only
+    assert "has not been executed" in page and "pipeline --profile quick --only 06" in page
+    assert not (tmp_path / "runs").exists()

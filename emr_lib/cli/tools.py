@@ -238,8 +238,9 @@ def _add_site(commands) -> None:
     site = commands.add_parser(
         "site",
         help="render the notebook series, README and docs as a website in build/site (Sphinx + MyST-NB)",
-        description="Build build/site/index.html from the executed notebooks of a profile (running the pipeline "
-        "first when they are missing), the README and docs/. Needs the docs extra.",
+        description="Build build/site/index.html from the executed notebooks of a profile, the README and docs/. "
+        "It never executes a notebook: an episode not executed yet gets a page naming the pipeline command that "
+        "executes it. Needs the docs extra.",
     )
     site.add_argument("--profile", default="quick", choices=list(PROFILES), help=PROFILE_HELP)
     site.set_defaults(func=_cmd_site)
