@@ -126,11 +126,26 @@ def _pooled_status(pooled: dict, name: str, reference_name: str) -> str:
     return text
 
 
-def _claim_status(root: Path, number: int, one_seed: str) -> str:
+# the paper's data combination for Tables 4-5: its results' files end with this (experiments.data_suffix)
+COMBINED = "_bijie_sichuan"
+
+
+def _ablation_status(root: Path, one_seed: str) -> str:
+    """Table 4's status: on the paper's combination (Bijie + Sichuan) when its runs are committed, with Bijie
+    alone beside it; else on Bijie alone."""
+    alone = _claim_status(root, 4, one_seed)
+    if not read_result(root, f"table4{COMBINED}_differences.csv"):
+        return alone
+    combined = _claim_status(root, 4, one_seed, COMBINED)
+    word, _, said = combined.partition(": ")
+    return f"{word}: on Bijie + Sichuan (the paper's data), {said}. On Bijie alone: {alone}"
+
+
+def _claim_status(root: Path, number: int, one_seed: str, suffix: str = "") -> str:
     """A table's status from its claim's pooled difference over seeds or, before seeds were pooled,
-    from the paired intervals of each seed, when they exist."""
+    from the paired intervals of each seed, when they exist (``suffix``: of the files of other data)."""
     row, reference, name, reference_name, _ = SEED_CLAIMS[number]
-    differences = read_result(root, f"table{number}_differences.csv")
+    differences = read_result(root, f"table{number}{suffix}_differences.csv")
     rows = [r for r in differences if r["row"] == row and r["versus"] == reference]
     pooled = [r for r in rows if r["seed"] == "all"]
     if pooled:
@@ -277,7 +292,7 @@ def claim_statuses(root: Path) -> dict[str, str]:
     return {
         "table2": _claim_status(root, 2, "not detected at this scale (one seed; see below)"),
         "table3": _claim_status(root, 3, "implemented, not measured: no Table 3 runs are committed yet"),
-        "table4": _claim_status(root, 4, "not detected at this scale (one seed)"),
+        "table4": _ablation_status(root, "not detected at this scale (one seed)"),
         "table5": _blocks_status(root),
         "table7": _efficiency_status(root),
     }

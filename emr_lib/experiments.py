@@ -38,6 +38,7 @@ __all__ = [
     "TABLES",
     "table_runs",
     "data_prefix",
+    "data_suffix",
     "run_table",
     "table_rows",
     "table4_run_name",
@@ -108,6 +109,13 @@ def data_prefix(data: str | None) -> str:
         return ""
     names = [part if part == "synthetic" else dataset_kind(part) or Path(part).name for part in parts]
     return "+".join(names) + "_"
+
+
+def data_suffix(data: str | None) -> str:
+    """What a saved table's name ends with for ``data``: nothing for one dataset, ``_bijie_sichuan`` for
+    several trained as one, so the combined ablation's tables sit beside Bijie's instead of over them."""
+    prefix = data_prefix(data)
+    return "_" + prefix.rstrip("_").replace("+", "_") if prefix else ""
 
 
 def table_runs(number: int, rows: list[str] | None = None, data: str | None = None) -> dict[str, RunSpec]:

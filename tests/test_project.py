@@ -359,3 +359,24 @@ def test_every_committed_table_has_numbers_and_every_commit_it_names_is_in_the_h
                 ["git", "-C", str(REPO), "cat-file", "-e", f"{commit}^{{commit}}"], capture_output=True
             )
             assert known.returncode == 0, f"{path.name} names commit {commit}, which is not in the history"
+
+
+def test_table4s_status_is_the_papers_combination_when_committed_with_bijie_alone_beside_it(tmp_path):
+    import shutil
+
+    from emr_lib.claims import claim_statuses
+    from emr_lib.experiments import data_suffix
+
+    results = tmp_path / "figures" / "workshop"
+    results.mkdir(parents=True)
+    shutil.copy2(REPO / "figures" / "workshop" / "table4_differences.csv", results)
+    alone = claim_statuses(tmp_path)["table4"]
+    assert "Bijie + Sichuan" not in alone
+    suffix = data_suffix(f"{REPO / 'figures'},{tmp_path}")  # two folders trained as one
+    assert suffix == f"_figures_{tmp_path.name}"
+    combined = "row,versus,seed,mIoU_diff,ci_low,ci_high,n_seeds,n_images,direction,paper_diff,paper_inside\n"
+    combined += "+DEMA+RMA+CenterRep,baseline,all,2.10,1.00,3.20,3,218,better,11.54,False\n"
+    (results / "table4_bijie_sichuan_differences.csv").write_text(combined)
+    status = claim_statuses(tmp_path)["table4"]
+    assert status.startswith("direction reproduced: on Bijie + Sichuan (the paper's data), the full model minus")
+    assert "+2.10 [+1.00, +3.20] over 3 seeds" in status and status.endswith(alone)

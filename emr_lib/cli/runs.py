@@ -12,7 +12,7 @@ from ..data import (
     dataset_kind,
     scene_of,
 )
-from ..experiments import paper_effects, run_table, table_rows, table_runs
+from ..experiments import data_suffix, paper_effects, run_table, table_rows, table_runs
 from ..figures import FigureStore, table_markdown, write_figures_index
 from ..inference import evaluate, scale_curve
 from ..metrics import format_metrics
@@ -221,7 +221,7 @@ def _cmd_table(args: argparse.Namespace) -> None:
         if args.save:
             store = FigureStore(Path(args.save), f"table {args.number} --seeds", args.profile, ctx.data_label)
             caption = f"Table {args.number} rows over seeds {seeds}, profile {args.profile}, {ctx.data_label}"
-            stem = _saved_stem(args.number, reference)
+            stem = _saved_stem(args.number, reference) + data_suffix(ctx.data)  # Bijie + Sichuan beside Bijie
             store.save_table(spread, f"{stem}_seeds", caption=f"{caption}: test mIoU (%)")
             store.save_table(differences, f"{stem}_differences", caption=f"{caption}: minus {reference}")
             figures_root = project_root() / "figures"
