@@ -65,3 +65,37 @@ def test_table3_on_other_data_is_refused_with_the_command_that_prepares_sichuan(
     assert main(["table", "3", "--data", "synthetic", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "data prepare sichuan" in err and "--tile 160" in err and not any(tmp_path.iterdir())
+
+
+def test_the_split_study_trains_table4s_ends_expanded_split_before_and_after_and_pairs_within_a_timing():
+    from emr_lib.expansion import PAPER_EXPANSION
+    from emr_lib.experiments import SPLIT_TIMINGS, split_study_differences, split_study_runs
+
+    specs = split_study_runs()
+    assert list(specs) == [f"{row}, {t}" for t in SPLIT_TIMINGS for row in ("baseline", "+DEMA+RMA+CenterRep")]
+    leaky, honest = specs["+DEMA+RMA+CenterRep, expanded first"], specs["+DEMA+RMA+CenterRep, split first"]
+    assert leaky.name == "ablation_dema_rma_centerrep_leaky" and honest.name == "ablation_dema_rma_centerrep_expanded"
+    assert leaky.overrides["split_after_expansion"] == PAPER_EXPANSION and "offline_expansion" not in leaky.overrides
+    assert honest.overrides["offline_expansion"] == PAPER_EXPANSION and leaky.overrides["centerrep"] == 0.5
+    assert leaky.overrides["epochs"] == honest.overrides["epochs"] and not leaky.overrides["augment"]
+
+    def record(seed, skill, prefix):  # each timing tests other images
+        import numpy as np
+
+        rng = np.random.default_rng(seed)
+        per_image = {}
+        for i in range(20):
+            tp = int(300 * skill * rng.uniform(0.8, 1))
+            per_image[f"{prefix}{i}"] = [[3000, int(rng.integers(0, 60))], [300 - tp, tp]]
+        return {"test_per_image": per_image}
+
+    by_seed = {
+        s: {
+            f"{row}, {t}": record(10 * s + k, 0.9 if "DEMA" in row else 0.8, t[0])
+            for k, (row, t) in enumerate((row, t) for t in SPLIT_TIMINGS for row in ("baseline", "+DEMA+RMA+CenterRep"))
+        }
+        for s in (0, 1)
+    }
+    rows = split_study_differences(by_seed, resamples=300)
+    assert [(r["timing"], r["seed"]) for r in rows] == [(t, s) for t in SPLIT_TIMINGS for s in (0, 1, "all")]
+    assert all(r["paper_diff"] == pytest.approx(11.54) for r in rows)

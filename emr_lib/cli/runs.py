@@ -12,7 +12,15 @@ from ..data import (
     dataset_kind,
     scene_of,
 )
-from ..experiments import data_suffix, paper_effects, run_table, table_rows, table_runs
+from ..experiments import (
+    data_suffix,
+    paper_effects,
+    run_table,
+    split_study_differences,
+    split_study_runs,
+    table_rows,
+    table_runs,
+)
 from ..figures import FigureStore, table_markdown, write_figures_index
 from ..inference import evaluate, scale_curve
 from ..metrics import format_metrics
@@ -179,15 +187,17 @@ def _saved_stem(number: int, reference: str) -> str:
 
 
 def _cmd_table(args: argparse.Namespace) -> None:
+    if args.split_study and args.number != 4:
+        raise CLIError("--split-study is Table 4's: table 4 --split-study")
     try:
-        specs = table_runs(args.number, args.rows, resolve_data(data_option(args.data)))
+        data = resolve_data(data_option(args.data))
+        specs = split_study_runs(data) if args.split_study else table_runs(args.number, args.rows, data)
     except ValueError as err:
         raise CLIError(str(err)) from err
     reference = args.reference or next(iter(specs))
     if reference not in specs:
         raise CLIError(f"--reference {reference} is not among the rows {list(specs)}")
     seeds = args.seeds or [args.seed]
-    data = resolve_data(data_option(args.data))
     if args.number == 3 and (data == "synthetic" or dataset_kind(data) != "sichuan"):
         raise CLIError(
             f"Table 3 is on the Sichuan scenes, not {data}: prepare them with `python -m emr_lib data prepare "
@@ -207,7 +217,11 @@ def _cmd_table(args: argparse.Namespace) -> None:
         spread = seed_summary({row: {s: by_seed[s][row] for s in seeds} for row in specs}, label="row")
         unit_of = scene_of if scene_split(ctx.data) else None  # tiles of one scene: resample scenes
         paper = paper_effects(args.number, reference, kind)
-        differences = paired_differences(by_seed, reference, paper=paper, unit_of=unit_of)
+        differences = (
+            split_study_differences(by_seed)
+            if args.split_study
+            else paired_differences(by_seed, reference, paper=paper, unit_of=unit_of)
+        )
         print(f"\nTest mIoU over seeds {seeds}:\n\n{table_markdown(spread)}")
         units = "images" if unit_of is None else "scenes"
         print(
@@ -222,6 +236,7 @@ def _cmd_table(args: argparse.Namespace) -> None:
             store = FigureStore(Path(args.save), f"table {args.number} --seeds", args.profile, ctx.data_label)
             caption = f"Table {args.number} rows over seeds {seeds}, profile {args.profile}, {ctx.data_label}"
             stem = _saved_stem(args.number, reference) + data_suffix(ctx.data)  # Bijie + Sichuan beside Bijie
+            stem += "_split_study" if args.split_study else ""
             store.save_table(spread, f"{stem}_seeds", caption=f"{caption}: test mIoU (%)")
             store.save_table(differences, f"{stem}_differences", caption=f"{caption}: minus {reference}")
             figures_root = project_root() / "figures"
@@ -346,6 +361,12 @@ def _add_table(commands) -> None:
         "--reference",
         metavar="ROW",
         help="the row the others are compared with (default: the first row; Table 5's claim: dema)",
+    )
+    table.add_argument(
+        "--split-study",
+        action="store_true",
+        help="Table 4's baseline and full model on data expanded by the paper's factor, split before and after "
+        "the expansion (copies of one image on both sides): what the paper's split may have added",
     )
     table.add_argument("--device", default="auto", help=DEVICE_HELP)
     table.add_argument("--out", help="runs folder (default: runs/notebooks in the project, the notebooks')")
