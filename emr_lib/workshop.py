@@ -39,6 +39,8 @@ __all__ = [
     "MANIFEST",
     "TIMES_FILE",
     "episode_times",
+    "workshop_params",
+    "lab_environment",
     "header_lines",
     "render_guide_block",
     "rendered_times",
@@ -59,7 +61,11 @@ class WantedRun:
 
 
 def episode_runs(
-    episodes=EPISODES, models: str = "all", tables: str = "4,5", seed: int = 0, profile: str = "workshop"
+    episodes=EPISODES,
+    models: str = "hrnet,emr_hrnet,pspnet,deeplabv3",
+    tables: str = "4",
+    seed: int = 0,
+    profile: str = "workshop",
 ) -> list[WantedRun]:
     """The runs the episodes ask for at these parameters (each notebook's ``models``, ``tables`` and
     ``seed``): 04 trains EMR-HRNet (and, in exercise 2, the next seed), 05 Table 2's models, 06
@@ -215,6 +221,26 @@ GUIDE_BLOCKS = ("episodes", "schedules")
 README_QUICK = ("<!-- quick-time:begin -->", "<!-- quick-time:end -->")
 
 
+def workshop_params(root: Path) -> dict[str, str]:
+    """The notebook parameters a workshop's learners run with (``models``, ``tables``): every schedule's
+    in :data:`TIMES_FILE`, which must agree, and so the notebooks' own defaults (a test checks them)."""
+    params = {json.dumps(s["params"], sort_keys=True) for s in episode_times(root)["schedules"].values()}
+    if len(params) != 1:
+        raise ValueError(f"the schedules in {TIMES_FILE} ask for different notebook parameters: {sorted(params)}")
+    return json.loads(params.pop())
+
+
+def lab_environment(profile: str, data: str | None, root: Path) -> dict[str, str]:
+    """The ``EMR_*`` variables ``python -m emr_lib lab`` starts JupyterLab with: the profile, the data and,
+    in the workshop profile, the parameters the pre-run runs were made with."""
+    env = {"EMR_PROFILE": profile}
+    if data:
+        env["EMR_DATA"] = data
+    if profile == "workshop":
+        env |= {f"EMR_{key.upper()}": value for key, value in workshop_params(root).items()}
+    return env
+
+
 def episode_times(root: Path) -> dict:
     """The committed episode times (:data:`TIMES_FILE`): per episode, minutes to teach and for the
     exercises and run times per profile; the schedules and their notebook parameters."""
@@ -307,9 +333,9 @@ def render_guide_block(times: dict, name: str) -> str:
                 "",
                 f"### {title}",
                 "",
-                "Learners start JupyterLab with the parameters the pre-run runs were made with:",
-                f"`EMR_PROFILE=workshop EMR_DATA=data/bijie EMR_MODELS={params['models']} "
-                f"EMR_TABLES={params['tables']} jupyter lab notebooks/`.",
+                "Learners start JupyterLab with the parameters the pre-run runs were made with "
+                f"(models {params['models']}, tables {params['tables']}), on any system:",
+                "`python -m emr_lib lab --profile workshop --data data/bijie`.",
                 "",
                 "| time | what |",
                 "|---|---|",

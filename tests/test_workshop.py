@@ -182,3 +182,30 @@ def test_the_guide_schedules_fit_and_pre_run_exactly_what_their_episodes_ask_for
         made = {(r.name, r.seed) for r in episode_runs(trained, params["models"], params["tables"])}
         assert wanted == made
         assert ("emr_hrnet", 1) in wanted and any(c[3] == "table" and "--seed" in c for c in commands)
+
+
+def test_notebook_defaults_are_the_workshops_own_choices_and_lab_starts_with_them(monkeypatch, capsys):
+    import re
+    import subprocess
+
+    from emr_lib.cli import main
+    from emr_lib.workshop import workshop_params
+
+    params = workshop_params(REPO)
+    for notebook, key in (("05_model_comparison", "models"), ("06_ablation", "tables")):
+        source = (REPO / "notebooks" / f"{notebook}.ipynb").read_text()
+        default = re.search(rf'{key} = os.environ.get\(\\"EMR_{key.upper()}\\", \\"([^\\]+)\\"\)', source).group(1)
+        assert default == params[key], (notebook, default)  # no "all" that trains for hours unasked
+    started = {}
+
+    def fake_run(command, env):
+        started.update(command=command, env=env)
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    assert main(["lab", "--profile", "workshop", "--data", "synthetic", "--", "--no-browser"]) == 0
+    assert started["command"][1:4] == ["-m", "jupyter", "lab"] and started["command"][-1] == "--no-browser"
+    env = started["env"]
+    assert env["EMR_PROFILE"] == "workshop" and env["EMR_DATA"] == "synthetic"
+    assert env["EMR_MODELS"] == params["models"] and env["EMR_TABLES"] == params["tables"]
+    assert "EMR_MODELS=" in capsys.readouterr().out

@@ -33,7 +33,7 @@ from ..run_data import run_datasets, scene_split
 from ..runs import data_names, run_or_reuse
 from ..runtime import select_device
 from ..uncertainty import CompareError, compare_runs, paired_differences, seed_summary
-from ..workshop import EPISODES, describe, episode_runs, pack_runs, unpack_runs
+from ..workshop import EPISODES, describe, episode_runs, pack_runs, unpack_runs, workshop_params
 from .common import DATA_HELP, DEVICE_HELP, MULTI_DATA_HELP, PROFILE_HELP, CLIError, data_option, in_range
 
 
@@ -398,7 +398,8 @@ def _cmd_workshop(args: argparse.Namespace) -> None:
         unknown = sorted(set(episodes) - set(EPISODES))
         if unknown:
             raise CLIError(f"--only {','.join(unknown)}: the episodes with runs are {', '.join(EPISODES)}")
-        wanted = episode_runs(episodes, args.models, args.tables, args.seed)
+        params = workshop_params(project_root())  # the notebooks' own defaults
+        wanted = episode_runs(episodes, args.models or params["models"], args.tables or params["tables"], args.seed)
         manifest = pack_runs(args.archive, runs_root, args.profile, wanted)
         print(describe(manifest, runs_root))
         print(
@@ -428,8 +429,8 @@ def _add_workshop(commands) -> None:
     workshop.add_argument("archive", help="the zip file to write (pack) or read (unpack)")
     workshop.add_argument("--profile", default="workshop", choices=list(PROFILES), help=PROFILE_HELP)
     workshop.add_argument("--only", nargs="+", metavar="NN", help="pack: only these episodes, e.g. --only 04,05")
-    workshop.add_argument("--models", default="all", help="pack: notebook 05's models parameter (default all)")
-    workshop.add_argument("--tables", default="4,5", help="pack: notebook 06's tables parameter (default 4,5)")
+    workshop.add_argument("--models", help="pack: notebook 05's models parameter (default: the workshop's)")
+    workshop.add_argument("--tables", help="pack: notebook 06's tables parameter (default: the workshop's)")
     workshop.add_argument("--seed", type=int, default=0, help="pack: the notebooks' seed parameter (default 0)")
     workshop.add_argument("--runs", help="runs folder (default: runs/notebooks in the project, the notebooks')")
     workshop.set_defaults(func=_cmd_workshop)

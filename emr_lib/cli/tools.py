@@ -1,9 +1,12 @@
-"""Commands around the runs: ``pipeline``, ``site``, ``study`` and ``efficiency``."""
+"""Commands around the runs: ``pipeline``, ``site``, ``lab``, ``study`` and ``efficiency``."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from ..docsite import SiteError, build_site
@@ -17,6 +20,7 @@ from ..pipeline import PipelineError, run_pipeline, store_checked_outputs
 from ..profiles import PROFILES, parse_override
 from ..provenance import provenance
 from ..study import run_study
+from ..workshop import lab_environment
 from .common import DATA_HELP, DEVICE_HELP, PROFILE_HELP, CLIError
 
 EFFICIENCY_COLUMNS = ["model", "num_classes", "size", "params_M", "GFLOPs_torch", "GFLOPs_modules"]
@@ -246,6 +250,31 @@ def _add_site(commands) -> None:
     site.set_defaults(func=_cmd_site)
 
 
+def _cmd_lab(args: argparse.Namespace) -> None:
+    root = project_root()
+    data = resolve_data(args.data) if args.data else None
+    env = lab_environment(args.profile, data, root)
+    print("JupyterLab on notebooks/ with " + " ".join(f"{key}={value}" for key, value in env.items()))
+    command = [sys.executable, "-m", "jupyter", "lab", str(root / "notebooks"), *args.jupyter_args]
+    status = subprocess.run(command, env={**os.environ, **env}).returncode
+    if status:
+        raise CLIError(f"jupyter lab stopped with status {status} (is the notebooks extra installed?)")
+
+
+def _add_lab(commands) -> None:
+    lab = commands.add_parser(
+        "lab",
+        help="start JupyterLab on the notebooks with a profile's settings (any system, no shell variables)",
+        description="Start JupyterLab on notebooks/ with EMR_PROFILE, EMR_DATA and, in the workshop profile, the "
+        "notebook parameters the pre-run runs were made with (benchmarks/results/episode-times.json), so the "
+        "learners' notebooks reuse those runs. Extra arguments go to jupyter lab.",
+    )
+    lab.add_argument("--profile", default="workshop", choices=list(PROFILES), help=PROFILE_HELP)
+    lab.add_argument("--data", help=DATA_HELP)
+    lab.add_argument("jupyter_args", nargs="*", help="after --: passed on to jupyter lab, e.g. -- --no-browser")
+    lab.set_defaults(func=_cmd_lab)
+
+
 def _add_study(commands) -> None:
     """``study gpu``: the prepared GPU measurement."""
     study = commands.add_parser(
@@ -264,5 +293,5 @@ def _add_study(commands) -> None:
 
 
 def add(commands) -> None:
-    for add_command in (_add_pipeline, _add_site, _add_study, _add_ledger, _add_doctor, _add_efficiency):
+    for add_command in (_add_pipeline, _add_site, _add_lab, _add_study, _add_ledger, _add_doctor, _add_efficiency):
         add_command(commands)
