@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from .data import DataError, open_dataset
+from .data import TABLES_COPY, DataError, compare_checksums, dataset_kind, open_dataset
 from .efficiency import benchmark_steps
 from .models import build_model
 from .paths import project_root, resolve_data, resolve_scene
@@ -120,6 +120,18 @@ def check_data() -> Check:
         return Check("FIX", "data", f"{data} does not read: {err}")
     scene = resolve_scene(None)
     scene_note = f"; UAV scene {scene}" if scene else "; no UAV scene (notebooks 01 and 08 use a synthetic one)"
+    listed = project_root() / TABLES_COPY
+    if dataset_kind(data) == "bijie" and listed.is_file():  # is it the copy the committed tables were made on?
+        result = compare_checksums(data, listed)
+        if result["same"] != result["listed"] or result["extra"]:
+            return Check(
+                "WARN",
+                "data",
+                f"{len(dataset)} landslide images in {data}, but {result['same']} of the {result['listed']} files of "
+                f"the tables' copy are identical: numbers will differ from the committed tables and pre-run runs are "
+                f"not reused (python -m emr_lib data compare {data} lists the files){scene_note}",
+            )
+        scene_note = f"; the very copy the tables were made on{scene_note}"
     return Check("OK", "data", f"{len(dataset)} landslide images in {data}{scene_note}")
 
 

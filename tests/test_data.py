@@ -401,3 +401,23 @@ def test_stitched_scenes_put_tiles_back_where_they_were_cut():
     assert np.array_equal(stitched_image, image) and np.array_equal(stitched_mask, mask)
     with pytest.raises(DataError, match="not a tile name"):
         StitchedScenes(SyntheticLandslides(2, size=32))
+
+
+@pytest.mark.real_data
+def test_a_copy_is_compared_file_by_file_with_the_list_of_the_tables_copy(real_data, tmp_path, capsys):
+    import shutil
+
+    from conftest import REPO
+    from emr_lib.cli import main
+    from emr_lib.data import TABLES_COPY, compare_checksums
+
+    same = compare_checksums(real_data / "bijie-224", REPO / TABLES_COPY)
+    assert same["same"] == same["listed"] == 1694 and not (same["differ"] or same["missing"] or same["extra"])
+    copy = tmp_path / "bijie"
+    shutil.copytree(real_data / "bijie-224" / "landslide", copy / "landslide")  # no non-landslide images
+    mask = copy / "landslide" / "mask" / "df002.png"
+    Image.fromarray(np.zeros((224, 224), np.uint8)).save(mask)
+    assert main(["data", "compare", str(copy)]) == 0
+    out = capsys.readouterr().out
+    assert "1539 of the 1694 files" in out and "1 differ: mask/df002" in out and "154 missing" in out
+    assert "not the copy the committed tables were made on" in out

@@ -6,7 +6,9 @@ import argparse
 from pathlib import Path
 
 from ..data import (
+    TABLES_COPY,
     SyntheticLandslides,
+    compare_checksums,
     dataset_kind,
     make_splits,
     open_dataset,
@@ -14,7 +16,9 @@ from ..data import (
     prepare_dataset,
     save_splits,
     tile_scene,
+    write_checksums,
 )
+from ..paths import project_root
 from .common import CLIError, add_required, in_range, read_scene_pair, take_required
 
 
@@ -65,6 +69,21 @@ def _cmd_data_pack(args: argparse.Namespace) -> None:
     meta = pack_dataset(dataset, args.dest, args.size, str(args.src), kind, non_landslide)
     megabytes = Path(args.dest).stat().st_size / 2**20
     print(f"packed {meta['count']} images of {args.size} px from {args.src} into {args.dest} ({megabytes:.1f} MiB)")
+
+
+def _cmd_data_compare(args: argparse.Namespace) -> None:
+    listed = Path(args.against) if args.against else project_root() / TABLES_COPY
+    if args.write:
+        print(f"listed {write_checksums(args.folder, listed)} files of {args.folder} in {listed}")
+        return
+    result = compare_checksums(args.folder, listed)
+    print(f"{args.folder}: {result['same']} of the {result['listed']} files listed in {listed.name} are identical")
+    for what in ("differ", "missing", "extra"):
+        if result[what]:
+            shown = ", ".join(result[what][:5]) + (", ..." if len(result[what]) > 5 else "")
+            print(f"  {len(result[what])} {what}: {shown}")
+    if result["same"] != result["listed"] or result["extra"]:
+        print("not the copy the committed tables were made on: your numbers may differ from them")
 
 
 def _cmd_data_synthetic(args: argparse.Namespace) -> None:
@@ -164,6 +183,17 @@ def _add_data(commands) -> None:
         "--include-non-landslide", action="store_true", help="also pack the non-landslide images (marked as such)"
     )
     pack.set_defaults(func=_cmd_data_pack)
+
+    compare = data_commands.add_parser(
+        "compare",
+        help="is this copy the one the committed tables were made on? (file by file, sha256)",
+        description="Compare a dataset folder, file by file (images and masks by name, any layout), with a list "
+        f"of names, sizes and sha256: by default {TABLES_COPY.as_posix()}, the copy behind the workshop tables.",
+    )
+    compare.add_argument("folder", help="a dataset folder (Bijie layout or images/ + masks/)")
+    compare.add_argument("--against", help=f"the list to compare with (default {TABLES_COPY.as_posix()})")
+    compare.add_argument("--write", action="store_true", help="write the folder's list to --against instead")
+    compare.set_defaults(func=_cmd_data_compare)
 
     synth = data_commands.add_parser("synthetic", help="write the synthetic default dataset as images/ + masks/")
     synth.add_argument("dest", help="a new folder for images/ and masks/")

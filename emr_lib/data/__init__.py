@@ -4,6 +4,7 @@ See ``data/README.md`` for how to obtain and prepare the real datasets.
 """
 
 from .base import DecodedCache, SampleDataset, to_item
+from .checksums import TABLES_COPY, compare_checksums, write_checksums
 from .combined import CombinedDataset
 from .datasets import (
     BijieDataset,
@@ -23,6 +24,9 @@ from .synthetic import SyntheticLandslides, synthetic_scene
 from .tiles import SceneTiles, StitchedScenes, scene_of, tile_scene
 
 __all__ = [
+    "TABLES_COPY",
+    "compare_checksums",
+    "write_checksums",
     "SampleDataset",
     "DecodedCache",
     "CombinedDataset",
