@@ -23,13 +23,19 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
+from .experiments import run_table
 from .figures import FigureStore, Table
 from .paths import project_root, resolve_data, shown_path
 from .profiles import TrainConfig, get_config
 from .run_data import RunDatasets, run_datasets
-from .runs import run_dir, run_or_reuse, seed_records
+from .runs import plan_run, run_dir, run_or_reuse, seed_records
+from .workshop import expected_minutes, run_budget_minutes
 
-__all__ = ["Context", "notebook_context", "interactive", "headless"]
+__all__ = ["Context", "RunBudgetError", "notebook_context", "interactive", "headless"]
+
+
+class RunBudgetError(RuntimeError):
+    """A notebook would train a run expected to take longer than a workshop run may (the message names it)."""
 
 
 def headless() -> bool:
@@ -85,6 +91,43 @@ class Context:
         config = self.config(model, options, **overrides)
         # one compact output: a bar over the epochs in a live notebook, the first and last lines when headless
         return run_or_reuse(config, self.run_dir(name), "auto", progress=progress and not headless(), compact=True)
+
+    def plan(self, specs: dict) -> list[dict]:
+        """What running ``specs`` (row -> :class:`~emr_lib.experiments.RunSpec`) would do, touching nothing:
+        per row its run, ``reuse`` / ``resume`` / ``train``, and the minutes such a run took here (run records)."""
+        rows = []
+        for row, spec in specs.items():
+            config = self.config(spec.model, spec.options, **spec.overrides)
+            action = plan_run(self.run_dir(spec.name), config, "auto", move=False).action
+            minutes = expected_minutes(spec.model, self.profile, project_root())
+            rows.append(
+                {"row": row, "run": spec.name, "action": "train" if action == "new" else action, "min": minutes}
+            )
+        return rows
+
+    def run_table(self, specs: dict, go_on: bool | None = None) -> dict[str, dict]:
+        """Run (or reuse) every spec of a table, after saying what will be trained and for how long.
+
+        In the workshop profile a run expected to take longer than the workshop's budget
+        (``run_budget_min`` in ``benchmarks/results/episode-times.json``) is refused, naming it, unless
+        ``go_on`` (default: ``EMR_GO_ON=1``): no notebook trains for hours unasked.
+        """
+        plan = self.plan(specs)
+        for step in plan:
+            took = f", about {step['min']:.0f} min on the project's 2-core CPU" if step["min"] else ""
+            print(f"{step['action']:>6} {step['run']}{took if step['action'] != 'reuse' else ''}")
+        go_on = os.environ.get("EMR_GO_ON", "0") == "1" if go_on is None else go_on
+        if self.profile == "workshop" and not go_on:
+            budget = run_budget_minutes(project_root())
+            long = [s for s in plan if s["action"] != "reuse" and (s["min"] or 0) > budget]
+            if long:
+                named = ", ".join(f"{s['run']} (about {s['min']:.0f} min)" for s in long)
+                raise RunBudgetError(
+                    f"{self.notebook} would train {named}: past a workshop run's {budget:.0f} min. Leave it out "
+                    "(the notebook's parameters), hand out a pre-run one (workshop unpack), or set EMR_GO_ON=1 "
+                    "(pipeline --go-on) to train it anyway"
+                )
+        return run_table(self.run, specs)
 
     def seed_records(self, name: str) -> dict[int, dict]:
         """Finished records of run ``name`` for every seed, whose settings but the seed match this one's."""

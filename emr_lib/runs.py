@@ -70,6 +70,7 @@ class RunPlan:
     action: str  # "reuse", "resume" or "new"
     record: dict | None = None  # the finished record, for "reuse"
     moved_to: Path | None = None  # where an earlier run was moved aside
+    replaces: bool = False  # "new" over a run of other settings (moved aside, unless only planned)
 
 
 # settings that say where a run was computed, not what it is: a run made on the instructor's GPU
@@ -139,8 +140,9 @@ def _move_aside(out: Path) -> Path:
     return kept
 
 
-def plan_run(out: str | Path, config: TrainConfig, mode: str = "auto") -> RunPlan:
-    """What to do in run folder ``out`` for ``config`` (see the module's rule); moves aside when it must."""
+def plan_run(out: str | Path, config: TrainConfig, mode: str = "auto", move: bool = True) -> RunPlan:
+    """What to do in run folder ``out`` for ``config`` (see the module's rule); moves aside when it must
+    (``move`` False: only says so, ``replaces``, and touches nothing)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     out = Path(out)
@@ -170,7 +172,9 @@ def plan_run(out: str | Path, config: TrainConfig, mode: str = "auto") -> RunPla
             )
     # a folder without a run (say, splits written before the first epoch ended) is trained in
     # place; only a run is moved aside. Under torchrun every rank plans the same way.
-    return RunPlan("new", moved_to=_move_aside(out)) if holds_run else RunPlan("new")
+    if holds_run and not move:
+        return RunPlan("new", replaces=True)
+    return RunPlan("new", moved_to=_move_aside(out), replaces=True) if holds_run else RunPlan("new")
 
 
 def run_or_reuse(

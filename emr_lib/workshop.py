@@ -41,6 +41,8 @@ __all__ = [
     "episode_times",
     "workshop_params",
     "lab_environment",
+    "expected_minutes",
+    "run_budget_minutes",
     "header_lines",
     "render_guide_block",
     "rendered_times",
@@ -228,6 +230,22 @@ def workshop_params(root: Path) -> dict[str, str]:
     if len(params) != 1:
         raise ValueError(f"the schedules in {TIMES_FILE} ask for different notebook parameters: {sorted(params)}")
     return json.loads(params.pop())
+
+
+def expected_minutes(model: str, profile: str, root: Path) -> float | None:
+    """Minutes a run of ``model`` took in ``profile``: the median wall time of the committed run records
+    (``figures/<profile>/run_records``) of that model on the project's 2-core CPU, or None when none is known."""
+    minutes = sorted(
+        json.loads(path.read_text())["wall_time_s"] / 60
+        for path in (root / "figures" / profile / "run_records").glob("*/record.json")
+        if json.loads(path.read_text())["config"]["model"] == model
+    )
+    return minutes[len(minutes) // 2] if minutes else None
+
+
+def run_budget_minutes(root: Path) -> float:
+    """The longest run a workshop notebook trains without being told to go on (:data:`TIMES_FILE`)."""
+    return float(episode_times(root)["run_budget_min"])
 
 
 def lab_environment(profile: str, data: str | None, root: Path) -> dict[str, str]:

@@ -81,3 +81,21 @@ def test_notebook_04_runs_the_colab_way_from_the_built_wheel(tmp_path):
     assert "profile quick | data synthetic default" in outputs
     assert (work / "emr-runs" / "quick" / "emr_hrnet" / "record.json").is_file()
     assert list((work / "emr-figures").glob("04_*.png")) and (work / "emr-figures" / "manifest.json").is_file()
+
+
+def test_a_workshop_notebook_says_what_it_will_train_and_refuses_hours_unasked(tmp_path, capsys, monkeypatch):
+    from emr_lib.experiments import table_runs
+    from emr_lib.notebook import RunBudgetError
+
+    monkeypatch.delenv("EMR_GO_ON", raising=False)
+    ctx = Context("05_model_comparison", "workshop", "synthetic", "cpu", 0, tmp_path / "runs", tmp_path / "figures")
+    specs = table_runs(2, ["pspnet", "unet_vgg"])
+    plan = ctx.plan(specs)
+    assert [(s["run"], s["action"]) for s in plan] == [("pspnet", "train"), ("unet_vgg", "train")]
+    assert plan[1]["min"] > 60  # the committed VGG U-Net took about 2 h
+    with pytest.raises(RunBudgetError, match=r"would train unet_vgg \(about \d+ min\).*EMR_GO_ON=1"):
+        ctx.run_table(specs)
+    assert "train unet_vgg, about" in capsys.readouterr().out
+    assert not (tmp_path / "runs").exists()  # refused before anything was trained
+    quick = dataclasses.replace(ctx, profile="quick")
+    assert quick.plan(table_runs(2, ["hrnet"]))[0]["min"] is None  # no quick records: no estimate, no refusal

@@ -98,6 +98,8 @@ def _cmd_efficiency(args: argparse.Namespace) -> None:
 
 
 def _cmd_pipeline(args: argparse.Namespace) -> None:
+    if args.go_on:  # the notebooks' kernels inherit it: runs past a workshop run's budget are trained too
+        os.environ["EMR_GO_ON"] = "1"
     try:
         extra = dict(parse_override(item) for item in args.param)
         run_pipeline(
@@ -228,6 +230,11 @@ def _add_pipeline(commands) -> None:
         help="an extra notebook parameter (checked against each notebook's parameters cell)",
     )
     pipe.add_argument("--no-progress", action="store_true", help="no progress bars (log lines only)")
+    pipe.add_argument(
+        "--go-on",
+        action="store_true",
+        help="train runs longer than a workshop run's budget too (EMR_GO_ON=1; e.g. notebook 05's VGG U-Nets)",
+    )
     pipe.add_argument(
         "--store-checked-outputs",
         action="store_true",
