@@ -99,3 +99,27 @@ def test_the_split_study_trains_table4s_ends_expanded_split_before_and_after_and
     rows = split_study_differences(by_seed, resamples=300)
     assert [(r["timing"], r["seed"]) for r in rows] == [(t, s) for t in SPLIT_TIMINGS for s in (0, 1, "all")]
     assert all(r["paper_diff"] == pytest.approx(11.54) for r in rows)
+
+
+@pytest.mark.slow
+def test_the_split_study_trains_both_timings_and_only_the_leaky_one_tests_copies_of_training_images(tmp_path):
+    from emr_lib.experiments import split_study_differences, split_study_runs
+    from emr_lib.notebook import Context
+
+    ctx = Context("06_ablation", "quick", "synthetic", "cpu", 0, tmp_path / "runs", tmp_path / "figures")
+    tiny = {"synthetic_n": 20, "synthetic_size": 32, "size": 32, "epochs": 1}
+    records = {
+        row: ctx.run(spec.name, spec.model, spec.options, progress=False, **{**spec.overrides, **tiny})
+        for row, spec in split_study_runs().items()
+    }
+    leaky, honest = records["baseline, expanded first"], records["baseline, split first"]
+    originals = lambda names: {name.split("__aug")[0] for name in names}  # noqa: E731
+    splits = {
+        key: (tmp_path / "runs" / "quick" / "ablation_baseline_leaky" / "splits" / f"{key}.txt").read_text().split()
+        for key in ("train", "val")
+    }
+    assert originals(splits["train"]) & originals(splits["val"])  # copies of one image on both sides
+    assert len(leaky["test_per_image"]) == 30 and len(honest["test_per_image"]) == 4  # 20 % of 148 copies, of 20
+    assert honest["expansion"]["copies"] > 0
+    rows = split_study_differences({0: records}, resamples=200)
+    assert [r["timing"] for r in rows] == ["split first", "expanded first"]
