@@ -44,7 +44,16 @@ from .run_data import run_datasets
 from .runtime import select_device
 from .train import evaluate_final, train
 
-__all__ = ["RunFolderError", "RunPlan", "plan_run", "run_or_reuse", "run_dir", "seed_records", "data_names"]
+__all__ = [
+    "RunFolderError",
+    "RunPlan",
+    "plan_run",
+    "run_or_reuse",
+    "run_dir",
+    "seed_records",
+    "data_names",
+    "same_data",
+]
 
 MODES = ("auto", "refuse", "resume", "overwrite")
 
@@ -104,6 +113,15 @@ def _same_run(held: dict, wanted: dict, config: TrainConfig) -> bool:
     try:
         return run_datasets(config).fingerprint() == held["data_fingerprint"]
     except (OSError, ValueError):  # the data is not readable where it is now: not the same run
+        return False
+
+
+def same_data(data: str, fingerprint: str, settings: dict) -> bool:
+    """Whether ``data`` holds exactly what a run with ``settings`` (its stored config) read: its ``fingerprint``."""
+    try:
+        config = TrainConfig(**{**as_stored(settings), "data": data})
+        return run_datasets(config).fingerprint() == fingerprint
+    except (OSError, ValueError, TypeError):  # unreadable data, or settings this kit does not know
         return False
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "episode_runs",
     "pack_runs",
     "unpack_runs",
+    "reuse_check",
     "MANIFEST",
     "TIMES_FILE",
     "episode_times",
@@ -154,7 +155,9 @@ def pack_runs(archive: str | Path, runs_root: str | Path, profile: str, wanted: 
                     "episodes": list(run.episodes),
                     "status": status,
                     "test_mIoU": record["test_metrics"]["mIoU"] if record and "test_metrics" in record else None,
-                    "data": record.get("data") if record else None,
+                    "data": Path(record["data"]).name if record and record.get("data") else None,
+                    "data_fingerprint": record.get("data_fingerprint") if record else None,
+                    "model": record.get("model") if record else None,
                     "files": len(files),
                 }
             )
@@ -192,6 +195,42 @@ def unpack_runs(archive: str | Path, runs_root: str | Path) -> dict:
                 zf.extract(name, runs_root)
             entry["unpacked"] = entry["status"]
     return manifest
+
+
+def reuse_check(manifest: dict, runs_root: str | Path, data: str, root: Path) -> list[str]:
+    """Why a learner's notebooks would not reuse the unpacked runs, one line each (empty: they all would).
+
+    The kit: another version packed them, or this kit's profile settings differ from theirs (a run is
+    reused only for the same settings). The data: ``data`` (the learner's, by the notebooks' rule) must
+    have the same folder name and content (fingerprint) as the data the runs read. Each line names the
+    runs and episodes that would train again, with the minutes such a run took on the project's CPU.
+    """
+    from . import __version__
+    from .profiles import PROFILES, get_config
+    from .runs import data_names, same_data
+
+    problems, profile = [], manifest["profile"]
+    packed = manifest.get("packed_by", {}).get("emr_lib")
+    if packed and packed != __version__:
+        problems.append(
+            f"the runs were packed with kit {packed}, this is {__version__}: install {packed} to reuse them"
+        )
+    for entry in manifest["runs"]:
+        if entry.get("unpacked", entry["status"]) != "ready" or not entry.get("data_fingerprint"):
+            continue
+        folder = run_dir(runs_root, profile, entry["run"], entry["seed"])
+        stored = json.loads((folder / "record.json").read_text())["config"]
+        now = get_config(profile, model=stored["model"]).to_dict()
+        drift = sorted(k for k in PROFILES[profile].settings if k != "model_options" and stored.get(k) != now.get(k))
+        minutes = expected_minutes(stored["model"], profile, root)
+        retrains = f"episodes {','.join(entry['episodes'])} would train {entry['run']} again" + (
+            f" (about {minutes:.0f} min)" if minutes else ""
+        )
+        if drift:
+            problems.append(f"this kit's {profile} profile differs in {', '.join(drift)}: {retrains}")
+        elif data_names(data) != data_names(stored["data"]) or not same_data(data, entry["data_fingerprint"], stored):
+            problems.append(f"your data {Path(data).name} is not the data the runs read ({entry['data']}): {retrains}")
+    return problems
 
 
 def describe(manifest: dict, runs_root: str | Path) -> str:

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from conftest import REPO
+from emr_lib import __version__
 
 CONDA_TO_PIP = {"pytorch": "torch"}
 
@@ -56,8 +57,9 @@ def test_notebook_badges_and_install_cells_point_at_the_repository():
         title, install = "".join(cells[0]["source"]), "".join(cells[1]["source"])
         badge = f"https://colab.research.google.com/github/{github_path}/blob/main/notebooks/{path.name}"
         assert badge in title, f"{path.name}: the Colab badge should open {badge}"
-        assert "google.colab" in install and f"git+{repository}" in install, (
-            f"{path.name}: the install cell should install the kit from {repository}"
+        pinned = f"git+{repository}@v{__version__}"  # the version the workshop's runs were packed with
+        assert "google.colab" in install and pinned in install, (
+            f"{path.name}: the install cell should install the kit's version from {pinned}"
         )
         wants_maps = path.name[:2] in ("08", "09")  # emr_lib.mapping: rasterio and friends
         assert ("emr-hrnet-kit[maps] @" in install) == wants_maps and "[notebooks]" not in install

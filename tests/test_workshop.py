@@ -209,3 +209,33 @@ def test_notebook_defaults_are_the_workshops_own_choices_and_lab_starts_with_the
     assert env["EMR_PROFILE"] == "workshop" and env["EMR_DATA"] == "synthetic"
     assert env["EMR_MODELS"] == params["models"] and env["EMR_TABLES"] == params["tables"]
     assert "EMR_MODELS=" in capsys.readouterr().out
+
+
+def test_unpack_says_which_runs_a_learners_kit_or_data_would_not_reuse(tmp_path):
+    from emr_lib import __version__
+    from emr_lib.run_data import run_datasets
+    from emr_lib.workshop import reuse_check
+
+    config = get_config("quick", model="hrnet")
+    folder = tmp_path / "runs" / "quick" / "hrnet"
+    folder.mkdir(parents=True)
+    fingerprint = run_datasets(config).fingerprint()
+    record = {"config": config.to_dict(), "data": "synthetic", "data_fingerprint": fingerprint}
+    (folder / "record.json").write_text(json.dumps(record))
+    entry = {"run": "hrnet", "seed": 0, "episodes": ["05"], "status": "ready", "data": "synthetic"}
+    manifest = {"profile": "quick", "runs": [{**entry, "data_fingerprint": fingerprint}]}
+    manifest["packed_by"] = {"emr_lib": __version__}
+    assert reuse_check(manifest, tmp_path / "runs", "synthetic", REPO) == []
+    assert main(["data", "synthetic", str(tmp_path / "mine"), "--n", "12", "--size", "64"]) == 0
+    (other,) = reuse_check(manifest, tmp_path / "runs", str(tmp_path / "mine"), REPO)
+    assert (
+        "your data mine is not the data the runs read (synthetic)" in other and "episodes 05 would train hrnet" in other
+    )
+    drifted = {**record, "config": {**record["config"], "lr": 0.5}}
+    (folder / "record.json").write_text(json.dumps(drifted))
+    (drift,) = reuse_check(manifest, tmp_path / "runs", "synthetic", REPO)
+    assert "quick profile differs in lr" in drift
+    (folder / "record.json").write_text(json.dumps(record))
+    manifest["packed_by"]["emr_lib"] = "0.0.1"
+    (version,) = reuse_check(manifest, tmp_path / "runs", "synthetic", REPO)
+    assert "packed with kit 0.0.1" in version

@@ -33,7 +33,7 @@ from ..run_data import run_datasets, scene_split
 from ..runs import data_names, run_or_reuse
 from ..runtime import select_device
 from ..uncertainty import CompareError, compare_runs, paired_differences, seed_summary
-from ..workshop import EPISODES, describe, episode_runs, pack_runs, unpack_runs, workshop_params
+from ..workshop import EPISODES, describe, episode_runs, pack_runs, reuse_check, unpack_runs, workshop_params
 from .common import DATA_HELP, DEVICE_HELP, MULTI_DATA_HELP, PROFILE_HELP, CLIError, data_option, in_range
 
 
@@ -413,7 +413,12 @@ def _cmd_workshop(args: argparse.Namespace) -> None:
     except (ValueError, OSError) as err:
         raise CLIError(str(err)) from err
     print(describe(manifest, runs_root))
-    print(f"the notebooks reuse these runs with EMR_PROFILE={manifest['profile']} (and the same data)")
+    data = resolve_data(args.data)
+    problems = reuse_check(manifest, runs_root, data, project_root())
+    for problem in problems:
+        print(f"WARN  {problem}")
+    if not problems:
+        print(f"every ready run will be reused by notebooks of profile {manifest['profile']} on {Path(data).name}")
 
 
 def _add_workshop(commands) -> None:
@@ -433,6 +438,7 @@ def _add_workshop(commands) -> None:
     workshop.add_argument("--tables", help="pack: notebook 06's tables parameter (default: the workshop's)")
     workshop.add_argument("--seed", type=int, default=0, help="pack: the notebooks' seed parameter (default 0)")
     workshop.add_argument("--runs", help="runs folder (default: runs/notebooks in the project, the notebooks')")
+    workshop.add_argument("--data", help="unpack: the data the notebooks will use (default: the notebooks' rule)")
     workshop.set_defaults(func=_cmd_workshop)
 
 
