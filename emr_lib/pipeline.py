@@ -97,6 +97,16 @@ def scene_warning(data: str, scene_dir: Path | None, notebooks: list[Path]) -> s
     )
 
 
+def _from_root(path: str | Path, root: Path) -> str:
+    """``path`` relative to the project's root (``../`` where it lies beside it); ``synthetic`` as it is."""
+    if str(path) == "synthetic":
+        return "synthetic"
+    try:
+        return Path(os.path.relpath(Path(path).resolve(), root.resolve())).as_posix()
+    except ValueError:  # on another drive (Windows): only the absolute path reaches it
+        return str(path)
+
+
 def run_pipeline(
     profile: str = "quick",
     data: str | None = None,
@@ -122,13 +132,15 @@ def run_pipeline(
     build = root / "build" / "notebooks" / profile
     build.mkdir(parents=True, exist_ok=True)
     figures_root = root / "figures"
+    # paths as the project sees them (relative to its root, as notebook_context reads them), so the executed
+    # copies' injected-parameters cell, and the site made from them, show no absolute path of this machine
     common = {
         "profile": profile,
-        "data": data,
+        "data": ",".join(_from_root(part, root) for part in data.split(",")),
         "device": device,
         "seed": seed,
-        "output_dir": str(root / "runs" / "notebooks"),
-        "figures_dir": str(figures_root / profile),
+        "output_dir": _from_root(root / "runs" / "notebooks", root),
+        "figures_dir": _from_root(figures_root / profile, root),
     }
     parameters = _parameters_for(notebooks, common, extra or {})
     scene_dir = resolve_scene(scene or "auto", root)

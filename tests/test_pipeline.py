@@ -119,6 +119,9 @@ def test_executed_notebooks_show_compact_outputs_and_no_machine_paths():
             )
             shown = [p for p in machine_paths if p in text]
             assert not shown, f"{path.name} cell {index} shows {shown}: {text[:200]!r}"
+            if "injected-parameters" in cell.metadata.get("tags", []):  # papermill's cell: the site shows it too
+                shown = [p for p in machine_paths if p in cell.source]
+                assert not shown, f"{path.name}: the injected parameters show {shown}: {cell.source!r}"
 
 
 def test_the_architecture_episode_runs_in_the_pipeline_and_draws_receptive_fields():
