@@ -19,10 +19,10 @@ from .claims import (
     SEED_CLAIMS,
     STATUSES,
     claim_statuses,
+    difference_causes,
     footer_of,
     placement_of,
     read_result,
-    selection_summary,
 )
 from .paper import COLUMNS, TABLE2, TABLE3, TABLE4, TABLE5, TABLE7
 from .paths import project_root
@@ -43,9 +43,8 @@ class Item:
 
 
 PAPER_ITEMS = [
-    Item("Table 1: the two datasets", "data/README.md: Bijie's layout, counts, resolution; notebook 01 measures it",
-         "`pipeline --only 01`", "`01_statistics.md`",
-         "reproduced for Bijie (counts, sizes, landslide share measured); Sichuan cannot run here (no data)"),
+    Item("Table 1: the two datasets", "data/README.md: both datasets' sources and layouts; notebook 01 measures "
+         "both", "`pipeline --only 01`", "`01_datasets.md`, `01_statistics.md`", "{table1}"),
     Item("Table 2: models on Bijie", "notebook 05, workshop profile (W18-small, 160 px, 40 epochs, CPU)",
          "`pipeline --only 05` or `table 2`", "`05_table2.md`, `table2_seeds.md`", "{table2}"),
     Item("Table 3: models on Sichuan", "notebook 05 on Sichuan's 36 scenes (`data prepare sichuan --size 480 "
@@ -62,8 +61,8 @@ PAPER_ITEMS = [
          "`efficiency`", "`07_table7.md`, `07_placements.md`", "{table7}"),
     Item("Figure 1: flowchart", "docs/architecture.md (how a dataset becomes a table)", "-", "-",
          "implemented, not measured (as a diagram of the kit's own flow)"),
-    Item("Figure 2: sample images", "notebook 01 sample grid", "`pipeline --only 01`", "`01_samples.png`",
-         "shown, not assessed: Bijie samples; Sichuan cannot run here"),
+    Item("Figure 2: sample images", "notebook 01 sample grids", "`pipeline --only 01`",
+         "`01_samples.png`, `01_sichuan_samples.png`", "shown, not assessed: Bijie's images and Sichuan's scenes"),
     Item("Figure 3: CenterRep examples", "notebook 02, our reading of CenterRep", "`pipeline --only 02`",
          "`02_centerrep_examples.png`", "implemented, not measured (as read; the paper leaves the patch shape open)"),
     Item("Figure 4: EMR-HRNet", "emr_lib/models/hrnet.py", "-", "-",
@@ -240,27 +239,6 @@ def _deviations(root: Path) -> list[str]:
 
 def _why_differ(root: Path) -> list[str]:
     """Each candidate cause of the gap between the kit's numbers and the paper's, with its measured size."""
-    spread = {r["row"]: float(r["mIoU_sd"]) for r in read_result(root, "table2_seeds.csv")}
-    seeds = (
-        f"the sd of test mIoU over 5 seeds: HRNet {spread['hrnet']:.2f}, EMR-HRNet {spread['emr_hrnet']:.2f} points "
-        "on Bijie (`table2_seeds.csv`)"
-        if {"hrnet", "emr_hrnet"} <= set(spread)
-        else "not measured"
-    )
-    causes = [
-        ("the ablation's split drawn after the expansion (6524 = the expanded count), putting augmented copies "
-         "of one image in training and test; CenterRep, making more copies, would gain most", "not measured yet"),
-        ("an epoch chosen on the test images (the 4:1 split has no validation part; the paper used early "
-         "stopping)", f"{selection_summary(root)} (each run's best epoch on its test part minus its last epoch; "
-         "the kit reports the last)"),
-        ("one run per row in the paper: chance between seeds", seeds),
-        ("ImageNet pretraining (the reference code loads it; the kit trains from scratch offline)", "not measured"),
-        ("the network and recipe: HRNet-W18-small at 160 px for 40 epochs with AdamW here, W32 at 512 px for 100 "
-         "epochs with SGD in the paper", "not measured (the paper profile needs a GPU)"),
-        ("Sichuan: 36 of the paper's 107 images (no debris flows), resized by a third party", "not measured"),
-        ("the comparison models are smp's, lighter than the paper's",
-         "parameters and FLOPs side by side: `07_table7.md` and the list below"),
-    ]  # fmt: skip
     return [
         "## Why the kit's numbers differ from the paper's",
         "",
@@ -269,7 +247,7 @@ def _why_differ(root: Path) -> list[str]:
         "",
         "| candidate cause | measured size |",
         "|---|---|",
-        *[f"| {cause} | {size} |" for cause, size in causes],
+        *[f"| {cause} | {size} |" for cause, size in difference_causes(root)],
         "",
     ]
 

@@ -382,3 +382,20 @@ def test_table4s_status_is_the_papers_combination_when_committed_with_bijie_alon
     status = claim_statuses(tmp_path)["table4"]
     assert status.startswith("direction reproduced: on Bijie + Sichuan (the paper's data), the full model minus")
     assert "+2.10 [+1.00, +3.20] over 3 seeds" in status and status.endswith(alone)
+
+
+def test_table1s_status_comes_from_notebook_01s_table_and_table5_has_a_word_for_blocks_that_disagree(tmp_path):
+    from emr_lib.claims import claim_statuses
+
+    results = tmp_path / "figures" / "workshop"
+    results.mkdir(parents=True)
+    assert claim_statuses(tmp_path)["table1"].startswith("shown, not assessed: notebook 01 has not written")
+    (results / "01_datasets.csv").write_text(
+        "dataset,images,size_px,mean_fraction_%\nbijie-224,770,224x224,10.12\nsichuan (scenes),36,480x480,19.18\n"
+    )
+    status = claim_statuses(tmp_path)["table1"]
+    assert "bijie-224: 770 images of 224x224 px, landslide 10.1 %" in status and "36 images of 480x480" in status
+    header = "row,versus,seed,mIoU_diff,ci_low,ci_high,n_seeds,n_images,direction,paper_diff,paper_inside\n"
+    pairs = "gam,dema,0,1.0,0.2,1.8,1,154,better,-2.8,False\ncbam,dema,0,-1.3,-2.1,-0.5,1,154,worse,-0.99,True\n"
+    (results / "table5_differences.csv").write_text(header + pairs)
+    assert claim_statuses(tmp_path)["table5"].startswith("mixed: gam minus DEMA +1.00 [+0.20, +1.80] better")
