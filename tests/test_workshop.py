@@ -153,7 +153,7 @@ def test_rehearsal_a_learner_unpacks_the_quick_runs_and_runs_04_to_06_without_tr
 def test_the_guide_schedules_fit_and_pre_run_exactly_what_their_episodes_ask_for():
     import shlex
 
-    from emr_lib.workshop import _prerun, _slots, episode_times
+    from emr_lib.workshop.times import _prerun, _slots, episode_times
 
     times = episode_times(REPO)
     for title, schedule in times["schedules"].items():
