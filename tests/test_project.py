@@ -399,3 +399,23 @@ def test_table1s_status_comes_from_notebook_01s_table_and_table5_has_a_word_for_
     pairs = "gam,dema,0,1.0,0.2,1.8,1,154,better,-2.8,False\ncbam,dema,0,-1.3,-2.1,-0.5,1,154,worse,-0.99,True\n"
     (results / "table5_differences.csv").write_text(header + pairs)
     assert claim_statuses(tmp_path)["table5"].startswith("mixed: gam minus DEMA +1.00 [+0.20, +1.80] better")
+
+
+def test_every_relative_link_of_the_docs_and_the_notebooks_resolves():
+    documents = [
+        REPO / "README.md",
+        REPO / "REPRODUCTION.md",
+        REPO / "data" / "README.md",
+        REPO / "figures" / "README.md",
+    ]
+    documents += sorted((REPO / "docs").glob("*.md")) + [REPO / "figures" / "workshop" / "run_records" / "README.md"]
+    texts = [(path.read_text(), path.parent, path.name) for path in documents]
+    for notebook in sorted((REPO / "notebooks").glob("*.ipynb")):
+        cells = json.loads(notebook.read_text())["cells"]
+        texts += [("".join(c["source"]), notebook.parent, notebook.name) for c in cells if c["cell_type"] == "markdown"]
+    broken = []
+    for text, base, name in texts:
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if not re.match(r"^[a-z]+:|^#", target) and not (base / target.split("#")[0]).exists():
+                broken.append(f"{name}: {target}")
+    assert not broken, broken
