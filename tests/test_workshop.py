@@ -107,11 +107,31 @@ def test_unpacking_a_file_that_is_no_zip_is_one_line(tmp_path, capsys):
     assert "is not a zip archive" in err and len(err.splitlines()) == 1
 
 
-def test_rehearsal_a_learner_unpacks_the_quick_runs_and_runs_04_to_06_without_training(tmp_path):
-    """The instructor's runs (the quick pipeline's, in the project) packed, unpacked by a learner at
-    another path; notebooks 04-06 then train no run (the hand loop of 04 takes a few steps in a
-    scratch folder, as it always does)."""
+def _bash_block(markdown: str, after: str) -> list[str]:
+    """The command lines of the first bash block after the line ``after`` in a document."""
+    text = markdown.split(after, 1)[1]
+    block = text.split("```bash\n", 1)[1].split("```", 1)[0]
+    return [line.split("#")[0].strip() for line in block.splitlines() if line.strip().startswith("python -m emr_lib")]
+
+
+def _as_quick(line: str, archive) -> list[str]:
+    """A guide's command as the quick rehearsal runs it: the quick profile, the synthetic data, a scratch archive."""
+    import shlex
+
+    line = line.replace("--profile workshop", "--profile quick").replace("--data data/bijie", "--data synthetic")
+    args = shlex.split(line.replace("workshop-runs.zip", str(archive)))[3:]  # after "python -m emr_lib"
+    if args[:2] == ["workshop", "pack"] and "--profile" not in args:
+        args += ["--profile", "quick"]
+    return args
+
+
+def test_rehearsal_the_guides_own_commands_pre_run_pack_and_a_learners_notebooks_train_nothing(tmp_path, capsys):
+    """The 3-hour schedule's pre-run block and the learner set-up page's block, taken from the documents and
+    run in the quick profile: the pre-run trains nothing the guide did not plan, and after unpacking
+    elsewhere and starting as `lab` would, the learner's notebooks 04 and 05 train nothing."""
     import papermill
+
+    from emr_lib.workshop import lab_environment, workshop_params
 
     teacher_runs = REPO / "runs" / "notebooks"
     if not (teacher_runs / "quick" / "emr_hrnet" / "record.json").is_file():
@@ -119,24 +139,32 @@ def test_rehearsal_a_learner_unpacks_the_quick_runs_and_runs_04_to_06_without_tr
             pytest.fail("no quick runs: the README's set-up command runs the pipeline first")
         pytest.skip("run python -m emr_lib pipeline --profile quick first")
     archive = tmp_path / "workshop-runs.zip"
-    assert main(["workshop", "pack", str(archive), "--profile", "quick", "--only", "04,05,06"]) == 0
-    learner = tmp_path / "learner"
-    assert main(["workshop", "unpack", str(archive), "--runs", str(learner / "runs")]) == 0
-    manifest = json.loads(zipfile.ZipFile(archive).read(MANIFEST))
-    assert all(entry["status"] == "ready" for entry in manifest["runs"]), manifest["runs"]
-    before = _snapshot(learner / "runs")
+    guide = (REPO / "docs" / "instructor-guide.md").read_text()
+    prerun = _bash_block(guide, "### A 3-hour session")
+    assert [line.split()[3] for line in prerun] == ["pipeline", "table", "workshop"]
+    params = workshop_params(REPO)
+    planned = {(r.name, r.seed) for r in episode_runs(("04", "05"), params["models"], params["tables"])}
+    before = {p.parent.name for p in (teacher_runs / "quick").glob("*/record.json")}
+    for line in prerun:
+        assert main(_as_quick(line, archive)) == 0, line
+    made = {p.parent.name for p in (teacher_runs / "quick").glob("*/record.json")} - before
+    planned_folders = {name if seed == 0 else f"{name}-seed{seed}" for name, seed in planned}
+    assert made <= planned_folders, f"the pre-run trained runs the guide did not plan: {made - planned_folders}"
 
-    for name in ("04_training", "05_model_comparison", "06_ablation"):
+    learner = tmp_path / "learner"
+    setup = _bash_block((REPO / "docs" / "learner-setup.md").read_text(), "Your instructor gives you")
+    unpack, lab = (_as_quick(line, archive) for line in setup)
+    assert unpack[:2] == ["workshop", "unpack"] and lab[0] == "lab"
+    assert main([*unpack, "--runs", str(learner / "runs")]) == 0
+    assert "WARN" not in capsys.readouterr().out  # the learner's kit and data reuse every run
+    before = _snapshot(learner / "runs")
+    env = lab_environment("quick", "synthetic", REPO)  # what `lab --profile quick --data synthetic` starts with
+    parameters = {"profile": env["EMR_PROFILE"], "data": env["EMR_DATA"], "device": "cpu"}
+    for name in ("04_training", "05_model_comparison"):
         papermill.execute_notebook(
             str(REPO / "notebooks" / f"{name}.ipynb"),
             str(tmp_path / f"{name}.ipynb"),
-            parameters=dict(
-                profile="quick",
-                data="synthetic",
-                device="cpu",
-                output_dir=str(learner / "runs"),
-                figures_dir=str(learner / "figures"),
-            ),
+            parameters={**parameters, "output_dir": str(learner / "runs"), "figures_dir": str(learner / "figures")},
             cwd=str(tmp_path),
             progress_bar=False,
             kernel_name="python3",
@@ -147,7 +175,7 @@ def test_rehearsal_a_learner_unpacks_the_quick_runs_and_runs_04_to_06_without_tr
         for c in json.loads((tmp_path / "05_model_comparison.ipynb").read_text())["cells"]
         for o in c.get("outputs", [])
     )
-    assert "reusing" in outputs and "parameters on" not in outputs  # reused, no training's first line
+    assert "reuse" in outputs and "parameters on" not in outputs  # reused, no training's first line
 
 
 def test_the_guide_schedules_fit_and_pre_run_exactly_what_their_episodes_ask_for():

@@ -198,7 +198,7 @@ def reuse_check(manifest: dict, runs_root: str | Path, data: str, root: Path) ->
     for entry in manifest["runs"]:
         if entry.get("unpacked", entry["status"]) != "ready" or not entry.get("data_fingerprint"):
             continue
-        folder = run_dir(runs_root, profile, entry["run"], entry["seed"])
+        folder = Path(runs_root) / profile / entry["run"]  # the run's folder as packed (with its -seedN)
         stored = json.loads((folder / "record.json").read_text())["config"]
         now = get_config(profile, model=stored["model"]).to_dict()
         drift = sorted(k for k in PROFILES[profile].settings if k != "model_options" and stored.get(k) != now.get(k))
