@@ -53,6 +53,8 @@ __all__ = [
     "seed_records",
     "data_names",
     "same_data",
+    "portable_record",
+    "keep_records",
 ]
 
 MODES = ("auto", "refuse", "resume", "overwrite")
@@ -235,6 +237,31 @@ def _report_last_epoch(out: Path, config: TrainConfig, record: dict) -> dict:
         f"mIoU {last:.2f} (best epoch: {best:.2f})"
     )
     return record
+
+
+def portable_record(record: dict) -> dict:
+    """A run's record as it is committed or handed on: its data and split folders by name, not where the
+    machine that trained it kept them. The run folder rule reuses it all the same (data by name and
+    fingerprint); ``split_dir``, ``data`` and the configuration's ``data`` and ``split_dir`` change."""
+    names = lambda data: ",".join(data_names(data)) if data else data  # noqa: E731
+    config = {**record["config"], "data": names(record["config"].get("data"))}
+    if config.get("split_dir"):
+        config["split_dir"] = Path(config["split_dir"]).name
+    portable = {**record, "config": config, "data": names(record.get("data"))}
+    if record.get("split_dir"):
+        portable["split_dir"] = Path(record["split_dir"]).name
+    return portable
+
+
+def keep_records(dest: str | Path, folders_by_seed: dict, records_by_seed: dict) -> None:
+    """Write each run's :func:`portable_record` to ``dest/<run folder name>/record.json`` (a table's sources,
+    committed beside it): ``folders_by_seed`` and ``records_by_seed`` map a seed to ``{row: folder}`` and
+    ``{row: record}``."""
+    for seed, folders in folders_by_seed.items():
+        for row, folder in folders.items():
+            kept = Path(dest) / Path(folder).name / "record.json"
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(json.dumps(portable_record(records_by_seed[seed][row]), indent=1), kept)
 
 
 def run_dir(runs_root: str | Path, profile: str, name: str, seed: int = 0) -> Path:

@@ -106,6 +106,15 @@ def test_runs_travel_with_their_data_to_another_path(tmp_path):
     assert plan_run(learner / "runs" / "half", moved, "auto").action == "resume"
     assert not list((learner / "runs").glob("*.replaced-*"))  # nothing moved aside
 
+    # a record as committed names its data by name only, and is reused all the same
+    from emr_lib.runs import portable_record
+
+    portable = portable_record(finished)
+    assert portable["data"] == portable["config"]["data"] == "tiny" and portable["split_dir"] == "splits"
+    assert not any(str(tmp_path) in json.dumps(value) for value in portable.values())
+    (learner / "runs" / "done" / "record.json").write_text(json.dumps(portable))
+    assert plan_run(learner / "runs" / "done", moved, "auto").action == "reuse"
+
     # the same folder name holding other images is another dataset: not reused
     SyntheticLandslides(40, size=64, seed=1).save(tmp_path / "other" / "tiny")
     other = get_config("quick", **{**TINY, "data": str(tmp_path / "other" / "tiny")})

@@ -30,7 +30,7 @@ from ..paths import project_root, resolve_data
 from ..profiles import PROFILES, TrainConfig, apply_overrides, get_config, parse_override
 from ..provenance import provenance
 from ..run_data import run_datasets, scene_split
-from ..runs import data_names, run_or_reuse
+from ..runs import data_names, keep_records, run_or_reuse
 from ..runtime import select_device
 from ..uncertainty import CompareError, compare_runs, paired_differences, seed_summary
 from ..workshop import EPISODES, describe, episode_runs, pack_runs, reuse_check, unpack_runs, workshop_params
@@ -239,6 +239,7 @@ def _cmd_table(args: argparse.Namespace) -> None:
             stem += "_split_study" if args.split_study else ""
             store.save_table(spread, f"{stem}_seeds", caption=f"{caption}: test mIoU (%)")
             store.save_table(differences, f"{stem}_differences", caption=f"{caption}: minus {reference}")
+            keep_records(Path(args.save) / "run_records", result["runs_by_seed"], by_seed)  # the tables' sources
             figures_root = project_root() / "figures"
             if Path(args.save).resolve().parent == figures_root.resolve():  # a committed profile folder: index it
                 write_figures_index(figures_root, args.profile)
