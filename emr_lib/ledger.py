@@ -24,6 +24,7 @@ from .claims import (
     placement_of,
     read_result,
 )
+from .experiments import TABLE3_DESIGN
 from .paper import COLUMNS, TABLE2, TABLE3, TABLE4, TABLE5, TABLE7
 from .paths import project_root
 from .transfer import FINETUNE_RECIPE, full_recipe
@@ -147,7 +148,7 @@ def _seeds(root: Path, number: int) -> list[str]:
         return []
     _, reference, name, reference_name, title = SEED_CLAIMS[number]
     units = "scenes" if differences and differences[0].get("n_scenes") else "images"
-    lines = [f"## {title}", ""]
+    lines = [f"## {title}", "", *(TABLE3_DESIGN if number == 3 else [])]
     lines += [
         f"Test mIoU (%) per row over seeds, from `figures/workshop/table{number}_seeds.csv` "
         f"({footer_of(root, f'table{number}_seeds.md')}):",
