@@ -67,6 +67,7 @@ __all__ = [
     "map_scene",
     "scene_metrics",
     "scale_sweep",
+    "plot_map",
 ]
 
 OUTPUT_NAMES = ("probability.tif", "mask.tif", "landslides.gpkg", "landslides.geojson", "quicklook.png", "map.json")
@@ -387,3 +388,32 @@ def scale_sweep(
         metrics = scene_metrics(folder / "mask.tif", truth_path, rows)
         result.append({"scale": scale, **metrics, "seconds": summary["seconds"], "folder": str(folder)})
     return result
+
+
+def plot_map(map_dir: str | Path, scene_path: str | Path, max_side: int = 1000, title: str | None = None):
+    """A mapped scene (:func:`map_scene`) shrunk for display, with its landslide polygons outlined in
+    yellow: what QGIS shows when both files are opened (here, beside the other GDAL readers, so
+    :mod:`emr_lib.viz` needs no GDAL)."""
+    import matplotlib.pyplot as plt
+    import pyogrio.raw
+    import shapely
+
+    map_dir = Path(map_dir)
+    vector = next(p for p in (map_dir / "landslides.gpkg", map_dir / "landslides.geojson") if p.is_file())
+    with warnings.catch_warnings():  # map_scene already said when the scene has no coordinates
+        warnings.simplefilter("ignore", UserWarning)
+        scene = open_scene(scene_path, gsd=1.0)  # the ground size does not matter for a picture
+    try:
+        rgb, _ = scene.overview(max_side)
+        to_pixels, shrink = ~scene.transform, scene.width / rgb.shape[1]
+    finally:
+        scene.close()
+    fig, ax = plt.subplots(figsize=(8, 8 * rgb.shape[0] / rgb.shape[1]))
+    ax.imshow(rgb)
+    for polygon in shapely.from_wkb(pyogrio.raw.read(vector)[2]):
+        columns, rows = to_pixels * np.asarray(polygon.exterior.coords).T
+        ax.plot(np.asarray(columns) / shrink, np.asarray(rows) / shrink, color="yellow", linewidth=0.9)
+    ax.axis("off")
+    ax.set_title(title or f"{Path(scene_path).name}: mapped landslides")
+    fig.tight_layout()
+    return fig

@@ -8,7 +8,6 @@ provenance caption (profile, data, commit) so a figure always says where it came
 from __future__ import annotations
 
 import io
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from PIL import Image
 # fmt: off
 __all__ = [
     "overlay", "sample_grid", "plot_statistics", "plot_center_rep_steps", "plot_pairs", "plot_history",
-    "plot_overlays", "plot_metric_comparison", "plot_scene", "plot_map", "plot_scale_curves", "plot_hrnet_shapes",
+    "plot_overlays", "plot_metric_comparison", "plot_scene", "plot_scale_curves", "plot_hrnet_shapes",
     "plot_receptive_fields", "plot_attention", "plot_maps", "plot_cost_by_part", "save_figure", "OVERLAY_COLOURS",
 ]
 # fmt: on
@@ -215,35 +214,6 @@ def plot_scene(image, truth, pred, max_side: int = 1200, title: str | None = Non
     ax.axis("off")
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    return fig
-
-
-def plot_map(map_dir: str | Path, scene_path: str | Path, max_side: int = 1000, title: str | None = None):
-    """A mapped scene (:func:`emr_lib.mapping.map_scene`) shrunk for display, with its landslide
-    polygons outlined in yellow: what QGIS shows when both files are opened."""
-    import pyogrio.raw
-    import shapely
-
-    from .geo import open_scene
-
-    map_dir = Path(map_dir)
-    vector = next(p for p in (map_dir / "landslides.gpkg", map_dir / "landslides.geojson") if p.is_file())
-    with warnings.catch_warnings():  # map_scene already said when the scene has no coordinates
-        warnings.simplefilter("ignore", UserWarning)
-        scene = open_scene(scene_path, gsd=1.0)  # the ground size does not matter for a picture
-    try:
-        rgb, _ = scene.overview(max_side)
-        to_pixels, shrink = ~scene.transform, scene.width / rgb.shape[1]
-    finally:
-        scene.close()
-    fig, ax = plt.subplots(figsize=(8, 8 * rgb.shape[0] / rgb.shape[1]))
-    ax.imshow(rgb)
-    for polygon in shapely.from_wkb(pyogrio.raw.read(vector)[2]):
-        columns, rows = to_pixels * np.asarray(polygon.exterior.coords).T
-        ax.plot(np.asarray(columns) / shrink, np.asarray(rows) / shrink, color="yellow", linewidth=0.9)
-    ax.axis("off")
-    ax.set_title(title or f"{Path(scene_path).name}: mapped landslides")
     fig.tight_layout()
     return fig
 

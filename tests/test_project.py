@@ -419,3 +419,29 @@ def test_every_relative_link_of_the_docs_and_the_notebooks_resolves():
             if not re.match(r"^[a-z]+:|^#", target) and not (base / target.split("#")[0]).exists():
                 broken.append(f"{name}: {target}")
     assert not broken, broken
+
+
+def test_the_layering_holds_data_and_models_stand_alone_gdal_stays_with_mapping_and_nothing_imports_the_cli():
+    import ast
+
+    def imported(path):
+        package = path.relative_to(REPO).with_suffix("").parts[:-1]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = list(package[: len(package) - node.level + 1]) if node.level else []
+                yield ".".join(base + ([node.module] if node.module else []))
+            elif isinstance(node, ast.Import):
+                yield from (alias.name for alias in node.names)
+
+    gdal = ("rasterio", "shapely", "pyogrio", "onnx", "onnxruntime")
+    gdal_homes = {"geo.py", "mapping.py", "export.py"}  # and the map/export commands, inside their functions
+    for path in sorted((REPO / "emr_lib").rglob("*.py")):
+        relative = path.relative_to(REPO / "emr_lib")
+        modules = set(imported(path))
+        kit = {m for m in modules if m.startswith("emr_lib")}
+        if relative.parts[0] in ("data", "models"):
+            assert all(m.startswith(f"emr_lib.{relative.parts[0]}") for m in kit), (relative, kit)
+        if relative.parts[0] != "cli" and relative.name != "__main__.py":
+            assert not any(m.startswith("emr_lib.cli") for m in kit), f"{relative} imports the command line"
+        if relative.parts[0] != "cli" and str(relative) not in gdal_homes:
+            assert not any(m.split(".")[0] in gdal for m in modules), f"{relative} imports GDAL or onnx"
