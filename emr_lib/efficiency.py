@@ -31,7 +31,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
 
-from .models import build_model
+from .models import build_model, count_parameters
 from .paper import TABLE7
 
 __all__ = [
@@ -50,22 +50,6 @@ __all__ = [
     "cost_by_part",
     "cost_rows",
 ]
-
-
-def count_parameters(model: nn.Module, trainable_only: bool = False, convention: str = "torch") -> int:
-    """Number of parameters (frozen buffers such as RefConv's base kernel are not parameters).
-
-    ``convention="modules"`` counts only the parameters of leaf modules, as thop's total does:
-    a bare ``nn.Parameter`` of a composite module (MDTA's temperature) is left out.
-    """
-    if convention == "modules":
-        leaves = [m for m in model.modules() if not list(m.children())]
-        params = [p for m in leaves for p in m.parameters(recurse=False)]
-    elif convention == "torch":
-        params = list(model.parameters())
-    else:
-        raise ValueError(f"convention must be 'torch' or 'modules', got {convention!r}")
-    return sum(p.numel() for p in params if p.requires_grad or not trainable_only)
 
 
 def _as_input_shape(input_size) -> tuple[int, int, int, int]:

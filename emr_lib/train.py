@@ -50,10 +50,9 @@ from .checkpoints import (
     weights_digest,
 )
 from .data.splits import splits_digest
-from .efficiency import count_parameters
 from .inference import evaluate, per_image_confusion
 from .metrics import format_metrics
-from .models import backbone_of
+from .models import backbone_of, count_parameters
 from .paths import shown_path
 from .profiles import TrainConfig
 from .provenance import provenance

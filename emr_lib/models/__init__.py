@@ -18,6 +18,7 @@ from .hrnet import HRNetV2, RMAPyramid, emr_hrnet, hrnet
 from .weights import PretrainedWeightsError
 
 __all__ = [
+    "count_parameters",
     "build_model",
     "list_models",
     "deploy",
@@ -94,3 +95,20 @@ def deploy(model: nn.Module) -> nn.Module:
             if isinstance(child, RefConv):
                 setattr(parent, child_name, child.to_conv())
     return model.eval()
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False, convention: str = "torch") -> int:
+    """Number of parameters (frozen buffers such as RefConv's base kernel are not parameters);
+    the training loop records it and Table 7 reports it.
+
+    ``convention="modules"`` counts only the parameters of leaf modules, as thop's total does:
+    a bare ``nn.Parameter`` of a composite module (MDTA's temperature) is left out.
+    """
+    if convention == "modules":
+        leaves = [m for m in model.modules() if not list(m.children())]
+        params = [p for m in leaves for p in m.parameters(recurse=False)]
+    elif convention == "torch":
+        params = list(model.parameters())
+    else:
+        raise ValueError(f"convention must be 'torch' or 'modules', got {convention!r}")
+    return sum(p.numel() for p in params if p.requires_grad or not trainable_only)
