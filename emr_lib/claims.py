@@ -31,6 +31,7 @@ __all__ = [
     "placement_of",
     "selection_gains",
     "difference_causes",
+    "input_cost",
 ]
 
 
@@ -256,6 +257,27 @@ def _datasets_status(root: Path) -> str:
     )
     sichuan = "" if any("sichuan" in name for name in rows) else "; Sichuan not prepared"
     return f"reproduced as far as the files show (RGB images, as the paper's Table 1): {told}{sichuan}; {sources}"
+
+
+def input_cost(root: Path) -> list[str]:
+    """What Sichuan's workshop input costs per epoch beside Bijie's, from the committed HRNet records' wall
+    times over their epochs (the median of each; runs that shared the machine read high), as a sentence."""
+
+    def per_epoch(pattern: str) -> tuple[float, int] | None:
+        records = [json.loads(p.read_text()) for p in (root / RESULTS / "run_records").glob(f"{pattern}/record.json")]
+        seconds = sorted(r["wall_time_s"] / r["epochs_run"] for r in records if r.get("epochs_run"))
+        return (seconds[len(seconds) // 2], len(seconds)) if seconds else None
+
+    sichuan, bijie = per_epoch("sichuan_hrnet*"), per_epoch("hrnet*")
+    if not (sichuan and bijie):
+        return []
+    return [
+        f"Cost of the input: an HRNet epoch on Sichuan's tiles took {sichuan[0]:.1f} s here (median of {sichuan[1]} "
+        f"runs), on Bijie's 462 training images {bijie[0]:.1f} s (median of {bijie[1]}), from the committed run "
+        "records' wall times over their epochs (validation and test included; runs that shared the machine "
+        "read high).",
+        "",
+    ]
 
 
 def difference_causes(root: Path) -> list[tuple[str, str]]:

@@ -21,6 +21,7 @@ from .claims import (
     claim_statuses,
     difference_causes,
     footer_of,
+    input_cost,
     placement_of,
     read_result,
 )
@@ -148,7 +149,7 @@ def _seeds(root: Path, number: int) -> list[str]:
         return []
     _, reference, name, reference_name, title = SEED_CLAIMS[number]
     units = "scenes" if differences and differences[0].get("n_scenes") else "images"
-    lines = [f"## {title}", "", *(TABLE3_DESIGN if number == 3 else [])]
+    lines = [f"## {title}", "", *([*TABLE3_DESIGN, *input_cost(root)] if number == 3 else [])]
     lines += [
         f"Test mIoU (%) per row over seeds, from `figures/workshop/table{number}_seeds.csv` "
         f"({footer_of(root, f'table{number}_seeds.md')}):",

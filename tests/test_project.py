@@ -445,3 +445,15 @@ def test_the_layering_holds_data_and_models_stand_alone_gdal_stays_with_mapping_
             assert not any(m.startswith("emr_lib.cli") for m in kit), f"{relative} imports the command line"
         if relative.parts[0] != "cli" and str(relative) not in gdal_homes:
             assert not any(m.split(".")[0] in gdal for m in modules), f"{relative} imports GDAL or onnx"
+
+
+def test_the_cost_of_sichuans_input_per_epoch_comes_from_the_committed_records(tmp_path):
+    from emr_lib.claims import input_cost
+
+    assert input_cost(tmp_path) == []  # no records: nothing said
+    for run, seconds in (("sichuan_hrnet", 400), ("sichuan_hrnet-seed1", 480), ("hrnet", 800), ("hrnet-seed1", 1200)):
+        folder = tmp_path / "figures" / "workshop" / "run_records" / run
+        folder.mkdir(parents=True)
+        (folder / "record.json").write_text(json.dumps({"wall_time_s": seconds, "epochs_run": 40}))
+    (sentence, _) = input_cost(tmp_path)
+    assert "on Sichuan's tiles took 12.0 s here (median of 2 runs), on Bijie's 462 training images 30.0 s" in sentence
