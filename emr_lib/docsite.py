@@ -83,6 +83,26 @@ def _missing_page(notebook: Path, profile: str) -> str:
     )
 
 
+def _with_alt_text(notebook: Path, captions: dict[str, str]) -> dict:
+    """The executed notebook with alt text on every figure (MyST-NB's ``mystnb.image.alt`` cell option): the
+    caption of the figure the cell saved (``saved figures/.../NAME.png``, its manifest's caption), else the
+    heading of the section the cell belongs to."""
+    book = json.loads(notebook.read_text())
+    heading = notebook.stem
+    for cell in book["cells"]:
+        source = "".join(cell["source"])
+        if cell["cell_type"] == "markdown" and source.lstrip().startswith("#"):
+            heading = source.lstrip().splitlines()[0].lstrip("# ").strip()
+        outputs = cell.get("outputs", [])
+        if cell["cell_type"] != "code" or not any("image/png" in o.get("data", {}) for o in outputs):
+            continue
+        text = "".join("".join(o.get("text", "")) for o in outputs if o.get("output_type") == "stream")
+        saved = re.findall(r"saved \S*?([\w.-]+\.png)", text)
+        alt = captions.get(saved[-1]) if saved else None
+        cell["metadata"].setdefault("mystnb", {}).setdefault("image", {})["alt"] = alt or f"figure: {heading}"
+    return book
+
+
 def _write_source(root: Path, executed: list[Path], src: Path, profile: str = "quick") -> list[str]:
     """The site's source folder: conf.py, the home page, docs pages and executed notebooks (a page naming the
     command for each episode not executed yet)."""
@@ -97,9 +117,12 @@ def _write_source(root: Path, executed: list[Path], src: Path, profile: str = "q
     repository = _repository(root)
     for name, path in docs.items():
         (src / name).write_text(_relink(path.read_text(), site_pages, repository))
+    manifest = root / "figures" / profile / "manifest.json"
+    entries = json.loads(manifest.read_text()) if manifest.is_file() else {}
+    captions = {name: entry.get("caption", "") for name, entry in entries.items()}
     for notebook in executed:
         if notebook.is_file():
-            shutil.copy2(notebook, src / "notebooks" / notebook.name)
+            (src / "notebooks" / notebook.name).write_text(json.dumps(_with_alt_text(notebook, captions)))
         else:  # not executed: its page says how, and links to it still land
             (src / "notebooks" / f"{notebook.stem}.md").write_text(
                 _missing_page(root / "notebooks" / notebook.name, profile)

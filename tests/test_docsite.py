@@ -52,6 +52,8 @@ def test_site_has_a_home_page_and_a_page_per_notebook_with_its_figures(site):
         )
         shown = [src for src in re.findall(r'<img [^>]*src="([^"]+)"', page.read_text()) if not src.startswith("http")]
         assert len(shown) >= figures, f"{page.name}: {len(shown)} images for {figures} figures"
+        for alt, src in re.findall(r'<img alt="([^"]*)" src="(\.\./_images/[^"]+)"', page.read_text()):
+            assert alt and "_images" not in alt, f"{page.name}: a figure without alt text ({src})"
         assert all((page.parent / src).resolve().is_file() for src in shown)
     for page in site.rglob("*.html"):
         broken = [href for href, target in _internal_targets(page) if not target.exists()]
