@@ -207,6 +207,23 @@ def by_unit(per_image: dict[str, list], unit_of=None) -> dict[str, list]:
     return {key: matrix.tolist() for key, matrix in sorted(units.items())}
 
 
+def _pooled(per_seed: np.ndarray, means: np.ndarray, level: float, n_images: int, resamples: int, seed: int) -> dict:
+    """A pooled difference over seeds: the mean of ``per_seed`` with the percentile interval of ``means``."""
+    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return {
+        "mIoU_diff": float(per_seed.mean()),
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "per_seed": [float(d) for d in per_seed],
+        "level": level,
+        "n_seeds": len(per_seed),
+        "n_images": n_images,
+        "resamples": resamples,
+        "seed": seed,
+        "direction": direction(float(low), float(high)),
+    }
+
+
 def _difference_of(a: np.ndarray, b: np.ndarray):
     """The mIoU difference a - b of a draw of images (rows of two (images, 2, 2) arrays)."""
     return lambda draw: miou(a[draw].sum(1)) - miou(b[draw].sum(1))
@@ -230,20 +247,7 @@ def _fold_bootstrap(pairs: list[tuple[dict, dict]], resamples: int, seed: int, l
     drawn_seeds = rng.integers(0, n_seeds, size=(resamples, n_seeds))
     drawn_resamples = rng.integers(0, resamples, size=(resamples, n_seeds))
     means = within[drawn_seeds, drawn_resamples].mean(axis=1)
-    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    return {
-        "mIoU_diff": float(np.mean(per_seed)),
-        "ci_low": float(low),
-        "ci_high": float(high),
-        "per_seed": [float(d) for d in per_seed],
-        "level": level,
-        "n_seeds": n_seeds,
-        "n_images": n_images,
-        "resamples": resamples,
-        "seed": seed,
-        "direction": direction(float(low), float(high)),
-        "design": "folds",
-    }
+    return {**_pooled(np.asarray(per_seed), means, level, n_images, resamples, seed), "design": "folds"}
 
 
 def seed_bootstrap(
@@ -282,19 +286,7 @@ def seed_bootstrap(
         images = rng.integers(0, n_images, size=(chunk, n_seeds, n_images))
         diff = miou(a[seeds, images].sum(2)) - miou(b[seeds, images].sum(2))  # (chunk, n_seeds)
         means.append(100 * diff.mean(axis=1))
-    low, high = np.quantile(np.concatenate(means), [(1 - level) / 2, (1 + level) / 2])
-    return {
-        "mIoU_diff": float(per_seed.mean()),
-        "ci_low": float(low),
-        "ci_high": float(high),
-        "per_seed": [float(d) for d in per_seed],
-        "level": level,
-        "n_seeds": n_seeds,
-        "n_images": n_images,
-        "resamples": resamples,
-        "seed": seed,
-        "direction": direction(float(low), float(high)),
-    }
+    return _pooled(per_seed, np.concatenate(means), level, n_images, resamples, seed)
 
 
 def compare_runs(run_a: str | Path, run_b: str | Path, resamples: int = 10_000, seed: int = 0) -> dict:
