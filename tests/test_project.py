@@ -457,3 +457,18 @@ def test_the_cost_of_sichuans_input_per_epoch_comes_from_the_committed_records(t
         (folder / "record.json").write_text(json.dumps({"wall_time_s": seconds, "epochs_run": 40}))
     (sentence, _) = input_cost(tmp_path)
     assert "on Sichuan's tiles took 12.0 s here (median of 2 runs), on Bijie's 462 training images 30.0 s" in sentence
+
+
+def test_the_split_studys_result_is_quoted_among_the_causes_once_committed(tmp_path):
+    from emr_lib.claims import difference_causes
+
+    assert difference_causes(tmp_path)[0][1].startswith("not measured yet")
+    results = tmp_path / "figures" / "workshop"
+    results.mkdir(parents=True)
+    header = "row,versus,seed,mIoU_diff,ci_low,ci_high,n_seeds,n_images,direction,paper_diff,paper_inside,timing\n"
+    rows = "f,b,all,0.10,-0.50,0.70,3,218,unresolved,11.54,False,split first\n"
+    rows += "f,b,all,2.00,1.00,3.00,3,1620,better,11.54,False,expanded first\n"
+    (results / "table4_bijie_sichuan_split_study_differences.csv").write_text(header + rows)
+    said = difference_causes(tmp_path)[0][1]
+    assert "over 3 seeds on Bijie + Sichuan: split first: +0.10 [-0.50, +0.70] unresolved" in said
+    assert "expanded first: +2.00 [+1.00, +3.00] better" in said
