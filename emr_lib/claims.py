@@ -118,8 +118,8 @@ def _pooled_status(pooled: dict, name: str, reference_name: str) -> str:
     over = f"{pooled['n_seeds']} seeds (95 %, two-level bootstrap over seeds and test images)"
     if pooled.get("n_scenes"):  # tiles of scenes, a fold of them per seed (Table 3)
         over = (
-            f"{pooled['n_seeds']} seeds, each testing its own fold of the {pooled['n_scenes']} scenes (95 %, "
-            "two-level bootstrap over seeds, then scenes)"
+            f"{pooled['n_seeds']} seeds, each testing its own fold of the scenes ({pooled['n_scenes']} scenes in all; "
+            "95 %, two-level bootstrap over seeds, then scenes)"
         )
     text = f"{word}: {name} minus {reference_name} {format_interval(diff, low, high)} over {over}"
     if paper is not None:
