@@ -26,11 +26,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .data import dataset_kind
+from .data import dataset_kind, scene_of
 from .expansion import PAPER_EXPANSION
 from .models import list_models
 from .paper import TABLE3, TABLE4, TABLE5, comparison_table, side_by_side
-from .uncertainty import bootstrap_interval, paired_differences
+from .uncertainty import bootstrap_interval, by_unit, paired_differences
 
 __all__ = [
     "ABLATION_SPLIT",
@@ -202,8 +202,9 @@ def table_rows(number: int, records: dict[str, dict], dataset: str | None = None
     else:
         rows = _table4_rows(records)
     for row, record in zip(rows, records.values()):
-        if "test_per_image" in record:
-            row["mIoU_low"], row["mIoU_high"] = bootstrap_interval(record["test_per_image"])
+        if "test_per_image" in record:  # Table 3's tiles: resampled by scene
+            tested = by_unit(record["test_per_image"], scene_of if number == 3 else None)
+            row["mIoU_low"], row["mIoU_high"] = bootstrap_interval(tested)
     return rows
 
 

@@ -148,7 +148,7 @@ def plot_pairs(pairs: Sequence[tuple], titles: tuple[str, str] = ("before", "aft
     return fig
 
 
-def plot_metric_comparison(rows: Sequence[dict], key: str = "mIoU", label: str = "model"):
+def plot_metric_comparison(rows: Sequence[dict], key: str = "mIoU", label: str = "model", units: str = "images"):
     """Our metric next to the paper's (``paper_<key>``) for each row, as a dot plot.
 
     One line per row (top to bottom in table order): a filled dot for this kit, an open
@@ -177,7 +177,7 @@ def plot_metric_comparison(rows: Sequence[dict], key: str = "mIoU", label: str =
             elinewidth=1.2,
             capsize=3,
             zorder=2,
-            label="95 % interval over the test images",
+            label=f"95 % interval over the test {units}",
         )
     ax.scatter(ours, y, s=45, color="tab:blue", zorder=3, label="this kit")
     ax.scatter(paper, y, s=45, marker="D", facecolors="white", edgecolors="tab:orange", zorder=2, label="paper")
