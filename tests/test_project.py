@@ -289,7 +289,9 @@ def test_the_committed_run_records_give_the_committed_differences(table, referen
         assert (ours["ci_low"], ours["ci_high"]) == pytest.approx((float(theirs["ci_low"]), float(theirs["ci_high"])))
 
 
-@pytest.mark.parametrize(("table", "csv_name"), [(2, "05_table2.csv"), (4, "06_table4.csv"), (5, "06_table5.csv")])
+@pytest.mark.parametrize(
+    ("table", "csv_name"), [(2, "05_table2.csv"), (3, "05_table3.csv"), (4, "06_table4.csv"), (5, "06_table5.csv")]
+)
 def test_each_committed_workshop_table_row_is_its_committed_runs_test_miou(table, csv_name):
     import csv
 
@@ -297,8 +299,9 @@ def test_each_committed_workshop_table_row_is_its_committed_runs_test_miou(table
 
     records = REPO / "figures" / "workshop" / "run_records"
     rows = list(csv.DictReader((REPO / "figures" / "workshop" / csv_name).open()))
-    specs = table_runs(table)
-    assert [next(iter(row.values())) for row in rows] == list(specs)
+    names = [next(iter(row.values())) for row in rows]
+    specs = table_runs(table, names)
+    assert table == 3 or names == list(table_runs(table))  # Table 3: the rows trained so far (HRNet, EMR-HRNet)
     for row, spec in zip(rows, specs.values()):
         record = json.loads((records / spec.name / "record.json").read_text())
         assert float(row["mIoU"]) == pytest.approx(100 * record["test_metrics"]["mIoU"]), spec.name
