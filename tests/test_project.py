@@ -348,7 +348,10 @@ def test_every_committed_table_has_numbers_and_every_commit_it_names_is_in_the_h
     import math
     import subprocess
 
-    for path in sorted((REPO / "figures").rglob("*.csv")):
+    from emr_lib.profiles import PROFILES
+
+    committed = [REPO / "figures" / name for name, profile in PROFILES.items() if not profile.scratch]
+    for path in sorted(p for folder in committed for p in folder.rglob("*.csv")):  # not the quick scratch
         rows = list(csv.DictReader(path.open()))
         for column in rows[0] if rows else []:
             try:
@@ -358,7 +361,7 @@ def test_every_committed_table_has_numbers_and_every_commit_it_names_is_in_the_h
             if column not in ("seed", "seeds"):
                 assert not all(v == 0 for v in values), f"{path.name}: column {column} is all zeros"
                 assert not all(math.isnan(v) for v in values), f"{path.name}: column {column} is all nan"
-    for path in sorted((REPO / "figures").rglob("*.md")):
+    for path in sorted(p for folder in committed for p in folder.rglob("*.md")):
         for commit in set(re.findall(r"commit ([0-9a-f]{7,40})", path.read_text())):
             known = subprocess.run(
                 ["git", "-C", str(REPO), "cat-file", "-e", f"{commit}^{{commit}}"], capture_output=True
