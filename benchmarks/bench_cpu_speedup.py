@@ -24,14 +24,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from emr_lib.evaluation.inference import evaluate
 from emr_lib.figures import table_markdown
-from emr_lib.inference import evaluate
 from emr_lib.models import build_model
-from emr_lib.profiles import get_config
 from emr_lib.provenance import provenance
-from emr_lib.run_data import cached_views, run_datasets
-from emr_lib.runtime import Distributed, select_device
-from emr_lib.train import epoch_loader, train
+from emr_lib.training.loop import epoch_loader, train
+from emr_lib.training.profiles import get_config
+from emr_lib.training.run_data import cached_views, run_datasets
+from emr_lib.training.runtime import Distributed, select_device
 
 
 def where_time_goes(config) -> dict:

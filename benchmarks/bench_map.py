@@ -21,15 +21,15 @@ import tempfile
 from pathlib import Path
 
 from emr_lib.figures import table_markdown
-from emr_lib.geo import write_synthetic_geotiff
-from emr_lib.profiles import get_config
+from emr_lib.mapping.geo import write_synthetic_geotiff
 from emr_lib.provenance import provenance
-from emr_lib.train import train
+from emr_lib.training.loop import train
+from emr_lib.training.profiles import get_config
 
 CHILD = """
 import json, resource, sys, warnings
 warnings.simplefilter("ignore")
-from emr_lib.mapping import map_scene
+from emr_lib.mapping.scene import map_scene
 summary = map_scene(sys.argv[1], sys.argv[2], sys.argv[3], window=int(sys.argv[4]) or None, progress=False)
 print(json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "seconds": summary["seconds"], "mpx_per_s": summary["megapixels_per_s"]}))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from emr_lib.efficiency import HRNET_FAMILY, speed_rows
+from emr_lib.experiments.efficiency import HRNET_FAMILY, speed_rows
 from emr_lib.figures import table_markdown
 from emr_lib.provenance import provenance
 

@@ -18,12 +18,12 @@ import json
 import math
 from pathlib import Path
 
-from emr_lib.efficiency import HRNET_FAMILY, speed_rows
+from emr_lib.experiments.efficiency import HRNET_FAMILY, speed_rows
 from emr_lib.figures import table_markdown
 from emr_lib.models import list_models
-from emr_lib.profiles import get_config
 from emr_lib.provenance import provenance
-from emr_lib.runtime import select_device
+from emr_lib.training.profiles import get_config
+from emr_lib.training.runtime import select_device
 
 
 def main() -> None:

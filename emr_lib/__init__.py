@@ -1,3 +1,3 @@
 """EMR-HRNet kit: landslide segmentation models, data, training and evaluation."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -5,7 +5,7 @@ palette PNGs with a provenance line under them, tables as markdown (with the sam
 a footer) and CSV. Every file is recorded in the folder's ``manifest.json`` with its
 caption, notebook, profile, data, commit and time; :func:`write_figures_index` turns the
 manifests into ``figures/README.md``. Scratch profiles (``quick``; see
-:class:`emr_lib.profiles.Profile`) are ignored by git and indexed in their own folder.
+:class:`emr_lib.training.profiles.Profile`) are ignored by git and indexed in their own folder.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .profiles import PROFILES
 from .provenance import git_commit
+from .training.profiles import PROFILES
 from .viz import save_figure
 
 __all__ = ["FigureStore", "Table", "table_markdown", "read_manifest", "write_figures_index"]

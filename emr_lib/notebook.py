@@ -1,12 +1,13 @@
 """The notebook context: a notebook's parameters resolved into data, folders and helpers.
 
-A notebook starts with::
+A notebook starts with a parameters cell of what a learner may change (``profile = None`` ...) and::
 
     from emr_lib.notebook import notebook_context
 
-    ctx = notebook_context("04_training", profile, data, device, seed, output_dir, figures_dir)
+    ctx = notebook_context("04_training", profile=profile, data=data, seed=seed)
 
-and then trains through ``ctx.run(...)`` (the run-folder rule of :mod:`emr_lib.runs`:
+where each None takes its ``EMR_*`` variable or default (:data:`SETTINGS`),
+and then trains through ``ctx.run(...)`` (the run-folder rule of :mod:`emr_lib.training.runs`:
 a finished run with the same settings is reused, an interrupted one resumed, so
 notebooks build on each other's results or run what they need themselves), reads a
 run's data through ``ctx.datasets(...)``, and saves through ``ctx.save_figure`` /
@@ -16,22 +17,33 @@ follow the one rule of :mod:`emr_lib.paths`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from .experiments import run_table
+from .experiments.tables import run_table
 from .figures import FigureStore, Table
 from .paths import project_root, resolve_data, shown_path
-from .profiles import TrainConfig, get_config
-from .run_data import RunDatasets, run_datasets
-from .runs import plan_run, run_dir, run_or_reuse, seed_records
-from .workshop import expected_minutes, run_budget_minutes
+from .training.profiles import TrainConfig, get_config
+from .training.run_data import RunDatasets, run_datasets
+from .training.runs import plan_run, run_dir, run_or_reuse, seed_records
+from .workshop.times import expected_minutes, run_budget_minutes
 
-__all__ = ["Context", "RunBudgetError", "notebook_context", "interactive", "headless"]
+__all__ = [
+    "Context",
+    "RunBudgetError",
+    "SETTINGS",
+    "notebook_context",
+    "setting",
+    "comma_list",
+    "interactive",
+    "headless",
+]
 
 
 class RunBudgetError(RuntimeError):
@@ -80,6 +92,10 @@ class Context:
         """The data of :meth:`config`'s run: base dataset, splits, and ``.train()``, ``.val``, ``.test``."""
         return run_datasets(self.config(model, options, **overrides))
 
+    def with_seed(self, seed: int) -> Context:
+        """This notebook's context with another seed (its runs are ``<name>-seed<N>``)."""
+        return dataclasses.replace(self, seed=int(seed))
+
     def run_dir(self, name: str) -> Path:
         """Where run ``name`` lives: ``output_dir/<profile>/<name>`` (``<name>-seed<N>`` for seed N > 0)."""
         return run_dir(self.output_dir, self.profile, name, self.seed)
@@ -87,13 +103,13 @@ class Context:
     def run(
         self, name: str, model: str = "emr_hrnet", options: dict | None = None, progress: bool = True, **overrides
     ) -> dict:
-        """Train (or reuse, or resume) run ``name`` and return its record (:mod:`emr_lib.runs`)."""
+        """Train (or reuse, or resume) run ``name`` and return its record (:mod:`emr_lib.training.runs`)."""
         config = self.config(model, options, **overrides)
         # one compact output: a bar over the epochs in a live notebook, the first and last lines when headless
         return run_or_reuse(config, self.run_dir(name), "auto", progress=progress and not headless(), compact=True)
 
     def plan(self, specs: dict) -> list[dict]:
-        """What running ``specs`` (row -> :class:`~emr_lib.experiments.RunSpec`) would do, touching nothing:
+        """What running ``specs`` (row -> :class:`~emr_lib.experiments.tables.RunSpec`) would do, touching nothing:
         per row its run, ``reuse`` / ``resume`` / ``train``, and the minutes such a run took here (run records)."""
         rows = []
         for row, spec in specs.items():
@@ -157,24 +173,75 @@ class Context:
         return self.figures.save_table(rows, name, columns, caption, floatfmt, data)
 
 
+# Every notebook parameter: (its environment variable, its default). A parameters cell sets the ones
+# a learner may change to None, which takes the variable, else the default; papermill overrides them.
+SETTINGS = {
+    "profile": ("EMR_PROFILE", "quick"),  # quick | workshop | paper
+    "data": ("EMR_DATA", "auto"),  # a dataset folder, "synthetic", or "auto" (data/bijie if present)
+    "device": ("EMR_DEVICE", "auto"),  # auto (CUDA, MPS, CPU) | cpu | cuda | mps
+    "seed": ("EMR_SEED", 0),
+    "output_dir": ("EMR_OUTPUT", ""),  # runs folder (empty: runs/notebooks in the project)
+    "figures_dir": ("EMR_FIGURES", ""),  # figures folder (empty: figures/PROFILE)
+    "models": ("EMR_MODELS", "hrnet,emr_hrnet,pspnet,deeplabv3"),  # 05: the workshop's four, or "all" (7)
+    "tables": ("EMR_TABLES", "4"),  # 06: the workshop's "4" (6 runs); "5" or "4,5" (3 more)
+    "n_images": ("EMR_ARCH_IMAGES", 8),  # 03: test images the receptive fields average over
+    "scene_tile": ("EMR_SCENE_TILE", 1024),  # 08: window size (px) on the UAV scene
+    "map_scales": ("EMR_MAP_SCALES", ""),  # 09: inference scales to try, e.g. "0.05,0.1,0.2" (empty: by scene)
+    "shots": ("EMR_SHOTS", ""),  # 09: labelled tiles per draw, e.g. "8,16,32" (empty: by profile)
+    "transfer_seeds": ("EMR_TRANSFER_SEEDS", ""),  # 09: draws of the tiles, e.g. "0,1,2" (empty: by profile)
+    "transfer_scale": ("EMR_TRANSFER_SCALE", 0.0),  # 09: scene scale of the tiles (0: by scene)
+}
+
+# On Colab nothing of the project is beside the notebook: synthetic data, and folders in /content
+# (gone with the session). "workshop" takes about 15 min per model on Colab's CPU.
+COLAB_SETTINGS = {"data": "synthetic", "output_dir": "emr-runs", "figures_dir": "emr-figures"}
+
+
+def on_colab() -> bool:
+    return "google.colab" in sys.modules
+
+
+def setting(name: str, value=None):
+    """Notebook parameter ``name``: ``value`` when given (the learner's or papermill's), else its ``EMR_*``
+    variable (:data:`SETTINGS`), else its default (on Colab, :data:`COLAB_SETTINGS`'s); typed like the default."""
+    variable, default = SETTINGS[name]
+    if on_colab() and name in COLAB_SETTINGS:
+        default = COLAB_SETTINGS[name]
+    if value is None:
+        value = os.environ.get(variable, "") or default
+    return type(default)(value)
+
+
+def comma_list(text: str, cast=str) -> list:
+    """``"8, 16,32"`` as ``[8, 16, 32]`` (with ``cast=int``); an empty string as ``[]``."""
+    return [cast(part.strip()) for part in str(text).split(",") if part.strip()]
+
+
 def notebook_context(
     notebook: str,
-    profile: str = "quick",
-    data: str | None = "auto",
-    device: str = "auto",
-    seed: int = 0,
+    profile: str | None = None,
+    data: str | None = None,
+    seed: int | None = None,
+    device: str | None = None,
     output_dir: str | None = None,
     figures_dir: str | None = None,
 ) -> Context:
-    """Resolve a notebook's parameters into folders and data; print what it will use."""
+    """Resolve a notebook's parameters into folders and data; print what it will use.
+
+    Each parameter left None takes its ``EMR_*`` variable, else its default (:func:`setting`), so a
+    notebook's parameters cell names only what a learner may change.
+    """
     root = project_root()
+    profile, device, seed = setting("profile", profile), setting("device", device), setting("seed", seed)
+    output_dir, figures_dir = setting("output_dir", output_dir), setting("figures_dir", figures_dir)
     output = Path(output_dir).expanduser() if output_dir else root / "runs" / "notebooks"
     figures = Path(figures_dir).expanduser() if figures_dir else root / "figures" / profile
-    output = output if output.is_absolute() else root / output
-    figures = figures if figures.is_absolute() else root / figures
+    base = Path.cwd() if on_colab() else root  # Colab's folders lie beside the notebook
+    output = output if output.is_absolute() else base / output
+    figures = figures if figures.is_absolute() else base / figures
     output.mkdir(parents=True, exist_ok=True)
     figures.mkdir(parents=True, exist_ok=True)
-    ctx = Context(notebook, profile, resolve_data(data, root), device, int(seed), output, figures)
+    ctx = Context(notebook, profile, resolve_data(setting("data", data), root), device, int(seed), output, figures)
     print(
         f"profile {profile} | data {ctx.data_label} | runs in {shown_path(output)} | figures in {shown_path(figures)}"
     )

@@ -155,7 +155,7 @@ def plot_metric_comparison(rows: Sequence[dict], key: str = "mIoU", label: str =
     diamond for the paper, joined so the gap reads at a glance. Dots, unlike bars, need no
     zero baseline, so the axis spans only the values and differences of a point stay
     visible. Rows without a paper value show only this kit's dot. Rows with ``<key>_low`` and
-    ``<key>_high`` (:func:`emr_lib.experiments.table_rows`) get that interval as whiskers around
+    ``<key>_high`` (:func:`emr_lib.experiments.tables.table_rows`) get that interval as whiskers around
     this kit's dot. The legend sits below the axes, where it cannot cover a row.
     """
     names = [r[label] for r in rows]
@@ -320,7 +320,10 @@ def plot_attention(attention: np.ndarray, title: str | None = None):
 
 
 def plot_cost_by_part(costs: dict[str, Sequence[dict]], title: str | None = None):
-    """Parameters (M) and FLOPs (G) per part, one bar per model (rows of :func:`emr_lib.efficiency.cost_by_part`)."""
+    """Parameters (M) and FLOPs (G) per part, one bar per model.
+
+    ``costs`` maps a model to the rows of :func:`emr_lib.experiments.efficiency.cost_by_part`.
+    """
     longest_first = sorted(costs.values(), key=len, reverse=True)  # the fullest model sets the order
     parts = list(dict.fromkeys(row["part"] for rows in longest_first for row in rows))
     fig, axes = plt.subplots(1, 2, figsize=(10, 0.25 * len(parts) * len(costs) + 1.4), sharey=True)

@@ -11,7 +11,12 @@ def test_figures_are_saved_with_provenance_and_indexed(tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
 
     ctx = notebook_context(
-        "99_test", "workshop", "synthetic", "cpu", 0, str(tmp_path / "runs"), str(tmp_path / "figures" / "workshop")
+        "99_test",
+        profile="workshop",
+        data="synthetic",
+        device="cpu",
+        output_dir=str(tmp_path / "runs"),
+        figures_dir=str(tmp_path / "figures" / "workshop"),
     )
     fig, ax = plt.subplots()
     ax.plot([0, 1])

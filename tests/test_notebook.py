@@ -9,7 +9,7 @@ import pytest
 
 from conftest import REPO
 from emr_lib.notebook import Context
-from emr_lib.train import train
+from emr_lib.training.loop import train
 
 
 def test_notebook_runs_are_reused_resumed_and_never_deleted(tmp_path, capsys):
@@ -71,7 +71,7 @@ def test_notebook_04_runs_the_colab_way_from_the_built_wheel(tmp_path):
     shutil.copy(REPO / "notebooks" / "04_training.ipynb", work)
     command = [venv / "bin" / "python", "-m", "papermill", "04_training.ipynb", "executed.ipynb", "--no-progress-bar"]
     subprocess.run([*command, "-k", "python3"], cwd=work, env=env, check=True, capture_output=True)
-    assert (site / "emr_lib" / "train.py").is_file(), "the first cell did not install the wheel"
+    assert (site / "emr_lib" / "training" / "loop.py").is_file(), "the first cell did not install the wheel"
     assert not (site / "jupyterlab").exists() and not (site / "papermill").exists()  # Colab has them
     outputs = "".join(
         "".join(o.get("text", ""))
@@ -84,7 +84,7 @@ def test_notebook_04_runs_the_colab_way_from_the_built_wheel(tmp_path):
 
 
 def test_a_workshop_notebook_says_what_it_will_train_and_refuses_hours_unasked(tmp_path, capsys, monkeypatch):
-    from emr_lib.experiments import table_runs
+    from emr_lib.experiments.tables import table_runs
     from emr_lib.notebook import RunBudgetError
 
     monkeypatch.delenv("EMR_GO_ON", raising=False)
@@ -99,3 +99,29 @@ def test_a_workshop_notebook_says_what_it_will_train_and_refuses_hours_unasked(t
     assert not (tmp_path / "runs").exists()  # refused before anything was trained
     quick = dataclasses.replace(ctx, profile="quick")
     assert quick.plan(table_runs(2, ["hrnet"]))[0]["min"] is None  # no quick records: no estimate, no refusal
+
+
+def test_a_notebook_reads_its_parameters_from_emr_variables_unless_given_and_colab_keeps_its_own_folders(
+    tmp_path, monkeypatch
+):
+    import sys
+    import types
+
+    from emr_lib.notebook import comma_list, notebook_context, setting
+
+    monkeypatch.chdir(tmp_path)
+    for key in ("EMR_PROFILE", "EMR_DATA", "EMR_SEED", "EMR_OUTPUT", "EMR_FIGURES", "EMR_MODELS"):
+        monkeypatch.delenv(key, raising=False)
+    assert setting("profile") == "quick" and setting("seed") == 0 and setting("models").startswith("hrnet,")
+    monkeypatch.setenv("EMR_SEED", "3")
+    monkeypatch.setenv("EMR_OUTPUT", str(tmp_path / "runs"))
+    monkeypatch.setenv("EMR_FIGURES", str(tmp_path / "figs"))
+    ctx = notebook_context("99_test", data="synthetic")
+    assert (ctx.seed, ctx.output_dir, ctx.figures_dir) == (3, tmp_path / "runs", tmp_path / "figs")
+    assert notebook_context("99_test", data="synthetic", seed=1).seed == 1  # a parameter wins over the variable
+    assert ctx.with_seed(4).run_dir("emr_hrnet").name == "emr_hrnet-seed4"
+    assert comma_list(" 8, 16,32 ", int) == [8, 16, 32] and comma_list("") == []
+    monkeypatch.delenv("EMR_OUTPUT")
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    colab = notebook_context("99_test")
+    assert colab.data == "synthetic" and colab.output_dir == tmp_path / "emr-runs"

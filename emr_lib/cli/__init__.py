@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import sys
 
-from ..checkpoints import CheckpointError
 from ..data import DataError
 from ..models import PretrainedWeightsError
-from ..runs import RunFolderError
+from ..training.checkpoints import CheckpointError
+from ..training.runs import RunFolderError
 from . import data, mapping, runs, tools
 from .common import CLIError, Parser
 

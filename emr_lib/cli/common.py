@@ -87,7 +87,7 @@ def read_scene_pair(image: str, mask: str):
     from pathlib import Path
 
     if Path(image).suffix.lower() in (".tif", ".tiff"):
-        from ..geo import read_raster
+        from ..mapping.geo import read_raster
 
         return read_raster(image), read_raster(mask)
     from ..data.io import read_image, read_mask

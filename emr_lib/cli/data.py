@@ -103,13 +103,12 @@ def _region(args: argparse.Namespace) -> tuple[int, int, int, int] | None:
         raise CLIError(f"--region takes four numbers x0,y0,x1,y1, got {args.region!r}")
     if args.region_units == "pixels":
         return tuple(round(v) for v in values)
-    import rasterio  # map coordinates need the scene's transform
+    from ..mapping.geo import pixel_region  # map coordinates need the scene's transform (the maps extra)
 
-    with rasterio.open(args.image) as src:
-        if src.crs is None:
-            raise CLIError(f"{args.image} has no coordinates: give --region in pixels")
-        rows, cols = rasterio.transform.rowcol(src.transform, values[0::2], values[1::2])
-    return (min(cols), min(rows), max(cols), max(rows))
+    box = pixel_region(args.image, values)
+    if box is None:
+        raise CLIError(f"{args.image} has no coordinates: give --region in pixels")
+    return box
 
 
 def _cmd_data_tile(args: argparse.Namespace) -> None:

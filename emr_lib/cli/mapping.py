@@ -27,7 +27,7 @@ def _bands(text: str | None) -> tuple[int, ...] | None:
 
 def _cmd_map(args: argparse.Namespace) -> None:
     try:
-        from ..mapping import map_scene
+        from ..mapping.scene import map_scene
     except ImportError as err:
         raise CLIError(f"map needs {err.name}: {GEO_INSTALL}") from err
     take_required(args, "checkpoint")
@@ -60,7 +60,7 @@ def _cmd_map(args: argparse.Namespace) -> None:
 
 def _cmd_export(args: argparse.Namespace) -> None:
     try:
-        from ..export import export_onnx
+        from ..mapping.export import export_onnx
     except ImportError as err:
         raise CLIError(f"export needs {err.name}: {GEO_INSTALL}") from err
     try:
@@ -73,8 +73,8 @@ def _cmd_export(args: argparse.Namespace) -> None:
 
 
 def _cmd_transfer(args) -> None:
-    from ..profiles import parse_override
-    from ..transfer import transfer_study
+    from ..experiments.transfer import transfer_study
+    from ..training.profiles import parse_override
 
     study_options = {"--shots": args.shots, "--seeds": args.seeds, "--runs": args.runs, "--set": args.set}
     study_options |= {"--lr": args.lr, "--warmup-epochs": args.warmup_epochs, "--freeze-epochs": args.freeze_epochs}
@@ -111,7 +111,7 @@ def _cmd_transfer(args) -> None:
 
 
 def _compare_sources(args, data: str) -> None:
-    from ..transfer import compare_sources
+    from ..experiments.transfer import compare_sources
 
     paths = [args.checkpoint, *args.versus]
     names = [Path(path).parent.name or Path(path).stem for path in paths]
@@ -125,7 +125,7 @@ def _compare_sources(args, data: str) -> None:
 
 def _scene_target(args) -> Path:
     """TARGET is a scene: tile it and its --mask into OUT/target (training half, held-out half)."""
-    from ..transfer import scene_target
+    from ..experiments.transfer import scene_target
 
     if not args.mask or not args.tile:
         raise CLIError(f"{args.target} is a scene: give its --mask and the --tile size in scene pixels")

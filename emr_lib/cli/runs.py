@@ -6,13 +6,15 @@ import argparse
 import json
 from pathlib import Path
 
-from ..checkpoints import load_checkpoint, model_from_checkpoint
 from ..data import (
     DataError,
     dataset_kind,
     scene_of,
 )
-from ..experiments import (
+from ..evaluation.inference import evaluate, scale_curve
+from ..evaluation.metrics import format_metrics
+from ..evaluation.uncertainty import CompareError, compare_runs, paired_differences, seed_summary
+from ..experiments.tables import (
     data_suffix,
     paper_effects,
     run_table,
@@ -22,18 +24,17 @@ from ..experiments import (
     table_runs,
 )
 from ..figures import FigureStore, table_markdown, write_figures_index
-from ..inference import evaluate, scale_curve
-from ..metrics import format_metrics
 from ..models import explicit_options, list_models
 from ..notebook import Context
 from ..paths import project_root, resolve_data
-from ..profiles import PROFILES, TrainConfig, apply_overrides, get_config, parse_override
 from ..provenance import provenance
-from ..run_data import run_datasets, scene_split
-from ..runs import data_names, keep_records, run_or_reuse
-from ..runtime import select_device
-from ..uncertainty import CompareError, compare_runs, paired_differences, seed_summary
-from ..workshop import EPISODES, describe, episode_runs, pack_runs, reuse_check, unpack_runs, workshop_params
+from ..training.checkpoints import load_checkpoint, model_from_checkpoint
+from ..training.profiles import PROFILES, TrainConfig, apply_overrides, get_config, parse_override
+from ..training.run_data import run_datasets, scene_split
+from ..training.runs import data_names, keep_records, run_or_reuse
+from ..training.runtime import select_device
+from ..workshop.pack import EPISODES, describe, episode_runs, pack_runs, reuse_check, unpack_runs
+from ..workshop.times import workshop_params
 from .common import DATA_HELP, DEVICE_HELP, MULTI_DATA_HELP, PROFILE_HELP, CLIError, data_option, in_range
 
 
@@ -269,7 +270,7 @@ def _add_train(commands) -> None:
     tr = commands.add_parser(
         "train",
         help="train a model with a profile (quick, workshop, paper)",
-        description="Train a model. Profiles (emr_lib/profiles.py): quick = CI smoke run in seconds; "
+        description="Train a model. Profiles (emr_lib/training/profiles.py): quick = CI smoke run in seconds; "
         "workshop = a real result on a CPU laptop in 10-25 minutes per model; paper = the paper's recipe for a GPU. "
         "Under torchrun --nproc_per_node=N this runs distributed (DDP).",
     )
@@ -338,7 +339,8 @@ def _add_table(commands) -> None:
     table = commands.add_parser(
         "table",
         help="rebuild the paper's Table 2, 4 or 5: run (or reuse) its runs and print it beside the paper's",
-        description="Run or reuse the runs behind a table (emr_lib/experiments.py) in the notebooks' runs folder, "
+        description="Run or reuse the runs behind a table (emr_lib/experiments/tables.py) in the notebooks' "
+        "runs folder, "
         "so runs made by notebooks 04-06 are reused, and print the table beside the paper's.",
     )
     table.add_argument(

@@ -9,18 +9,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..docsite import SiteError, build_site
-from ..doctor import run_doctor
-from ..efficiency import efficiency_table, placement_table
+from ..experiments.efficiency import efficiency_table, placement_table
+from ..experiments.study import run_study
 from ..figures import table_markdown
-from ..ledger import stale_files, write_ledger
 from ..models import build_model, list_models
 from ..paths import project_root, resolve_data
-from ..pipeline import PipelineError, run_pipeline, store_checked_outputs
-from ..profiles import PROFILES, parse_override
 from ..provenance import provenance
-from ..study import run_study
-from ..workshop import lab_environment
+from ..training.profiles import PROFILES, parse_override
+from ..workshop.doctor import run_doctor
+from ..workshop.ledger import stale_files, write_ledger
+from ..workshop.pipeline import PipelineError, run_pipeline, store_checked_outputs
+from ..workshop.site import SiteError, build_site
+from ..workshop.times import lab_environment
 from .common import DATA_HELP, DEVICE_HELP, PROFILE_HELP, CLIError
 
 EFFICIENCY_COLUMNS = ["model", "num_classes", "size", "params_M", "GFLOPs_torch", "GFLOPs_modules"]
@@ -150,7 +150,7 @@ def _add_ledger(commands) -> None:
     ledger = commands.add_parser(
         "ledger",
         help="write REPRODUCTION.md: every table and figure of the paper, its status here, and the deviations",
-        description="Render REPRODUCTION.md from emr_lib/paper.py and the tables in figures/workshop/.",
+        description="Render REPRODUCTION.md from emr_lib/experiments/paper.py and the tables in figures/workshop/.",
     )
     ledger.add_argument("--check", action="store_true", help="only say whether REPRODUCTION.md is up to date")
     ledger.set_defaults(func=_cmd_ledger)
@@ -287,7 +287,8 @@ def _add_study(commands) -> None:
     study = commands.add_parser(
         "study",
         help="measure the GPU path in one command: AMP correctness, throughput, HRNet vs EMR-HRNet",
-        description="Run the GPU study (emr_lib/study.py) within a time budget and write study.json and study.md. "
+        description="Run the GPU study (emr_lib/experiments/study.py) within a time budget and write study.json "
+        "and study.md. "
         "--dry-run runs every stage at tiny sizes on the CPU.",
     )
     study.add_argument("which", choices=["gpu"], help="the study to run")

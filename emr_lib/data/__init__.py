@@ -3,6 +3,19 @@
 See ``data/README.md`` for how to obtain and prepare the real datasets.
 """
 
+from .augment import (
+    CenterRep,
+    Compose,
+    RandomBrightness,
+    RandomFlip,
+    RandomRotate90,
+    RandomRotation,
+    RandomScale,
+    Resize,
+    center_rep,
+    eval_transform,
+    train_transform,
+)
 from .base import DecodedCache, SampleDataset, to_item
 from .checksums import TABLES_COPY, compare_checksums, write_checksums
 from .combined import CombinedDataset
@@ -15,6 +28,7 @@ from .datasets import (
     is_bijie_layout,
     open_dataset,
 )
+from .expansion import PAPER_EXPANSION, ExpandedDataset, expand_dataset
 from .io import DataError, DataNotFoundError, read_image, read_mask
 from .packed import PackedDataset, pack_dataset
 from .prepare import DATASET_GSD_M, dataset_kind, prepare_dataset, safe_extract
@@ -61,4 +75,18 @@ __all__ = [
     "safe_extract",
     "sample_statistics",
     "summarize_statistics",
+    "center_rep",
+    "Compose",
+    "Resize",
+    "RandomFlip",
+    "RandomRotate90",
+    "RandomRotation",
+    "RandomBrightness",
+    "RandomScale",
+    "CenterRep",
+    "train_transform",
+    "eval_transform",
+    "PAPER_EXPANSION",
+    "ExpandedDataset",
+    "expand_dataset",
 ]

@@ -6,7 +6,7 @@ A dataset here is a ``torch.utils.data.Dataset`` with
 - ``read(index)``: the untransformed image (H, W, 3) uint8 and mask (H, W) uint8 with
   0 = background and 1 = landslide;
 - ``transform``: ``None`` or ``transform(image, mask) -> (image, mask)`` on those arrays
-  (see :mod:`emr_lib.augment`).
+  (see :mod:`emr_lib.data.augment`).
 
 From these :class:`SampleDataset` gives the rest: ``len``, items as dicts (``image``:
 float32 (3, H, W) in [0, 1], no normalisation, as the paper scales by 1/255 only;

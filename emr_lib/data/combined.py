@@ -2,7 +2,7 @@
 
 A sample of part ``bijie`` named ``df001`` is ``bijie.df001`` in the combination, so names
 stay unique and say where a sample came from. Each part is split on its own, with the same
-ratios and seed (:func:`emr_lib.run_data.run_datasets`), so every part is represented in
+ratios and seed (:func:`emr_lib.training.run_data.run_datasets`), so every part is represented in
 train, validation and test in its own proportion.
 """
 

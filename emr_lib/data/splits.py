@@ -1,7 +1,7 @@
 """Seeded, reproducible splits saved as plain text files of sample names.
 
 Splits are made on the original images, before any augmentation, so that no
-augmented copy of a test image can leak into training: :func:`emr_lib.augment.expand_dataset`
+augmented copy of a test image can leak into training: :func:`emr_lib.data.augment.expand_dataset`
 only ever expands the ``train`` list. Tiles cut from one scene are split together
 (``group_of``, e.g. :func:`emr_lib.data.tiles.scene_of`): a split cuts scenes, not tiles.
 
@@ -10,7 +10,7 @@ scene once at the cost of k runs of the plain split: run s tests fold s, validat
 and trains on the rest (with k = 5: 3:1:1, the paper's 6:2:2).
 
 ``PAPER_SPLIT`` = 6:2:2 train/val/test is the paper's for Tables 2 and 3; the split of
-Tables 4 and 5 is declared with their runs in :mod:`emr_lib.experiments`.
+Tables 4 and 5 is declared with their runs in :mod:`emr_lib.experiments.tables`.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Handing a workshop's runs from the instructor's machine to the learners'.
 
 ``python -m emr_lib workshop pack ARCHIVE`` gathers the runs the episodes will ask for (from
-the experiments declared in :mod:`emr_lib.experiments`, at the notebooks' parameters) into one
+the experiments declared in :mod:`emr_lib.experiments.tables`, at the notebooks' parameters) into one
 zip with a manifest; ``workshop unpack ARCHIVE`` puts them where the notebooks look
 (``runs/notebooks/<profile>/``) and says which are ready, which will resume and which are
-missing. A run is reused wherever the kit and its data lie (:mod:`emr_lib.runs` compares the
+missing. A run is reused wherever the kit and its data lie (:mod:`emr_lib.training.runs` compares the
 data's names and fingerprint, not its path), so an unpacked run trains no epoch.
 
 What a packed run holds: ``record.json``, ``best.pt`` (without the optimiser's state, which only
@@ -23,14 +23,14 @@ from pathlib import Path, PurePosixPath
 import torch
 
 from .. import __version__
-from ..checkpoints import load_checkpoint
-from ..experiments import table_runs
+from ..experiments.tables import table_runs
+from ..experiments.transfer import EPISODE_DRAWS, study_run_folders
 from ..models import list_models
 from ..paths import shown_path
-from ..profiles import PROFILES, get_config
 from ..provenance import provenance
-from ..runs import data_names, run_dir, same_data
-from ..transfer import EPISODE_DRAWS, study_run_folders
+from ..training.checkpoints import load_checkpoint
+from ..training.profiles import PROFILES, get_config
+from ..training.runs import data_names, run_dir, same_data
 from .times import EPISODES, expected_minutes
 
 __all__ = ["EPISODES", "WantedRun", "episode_runs", "pack_runs", "unpack_runs", "reuse_check", "describe", "MANIFEST"]

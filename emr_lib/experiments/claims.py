@@ -1,0 +1,385 @@
+"""What the committed results say about the paper's claims: one status vocabulary, computed from files.
+
+Every status starts with a word of :data:`STATUSES`. Statuses are computed from the tables the
+pipeline and ``python -m emr_lib table`` committed in ``figures/workshop/`` (whose footers name
+the commit that made them), never typed: Tables 2 and 4 from the pooled difference over seeds
+(or, before seeds were pooled, from each seed's paired interval), Table 5 from its pair
+intervals (or its rows), Table 7 from the DEMA placement table. :mod:`emr_lib.workshop.ledger` writes
+them into REPRODUCTION.md and the README.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import statistics
+import subprocess
+from pathlib import Path
+
+from ..evaluation.uncertainty import format_interval
+from .paper import TABLE7
+
+__all__ = [
+    "STATUSES",
+    "RESULTS",
+    "PAPER_PLACEMENT_SINCE",
+    "SEED_CLAIMS",
+    "claim_statuses",
+    "read_result",
+    "footer_of",
+    "placement_of",
+    "selection_gains",
+    "difference_causes",
+    "input_cost",
+]
+
+
+RESULTS = Path("figures") / "workshop"
+
+# the commit that made the paper's DEMA placement EMR-HRNet's default (before: the lighter variant)
+PAPER_PLACEMENT_SINCE = "0a02350"
+
+# the one status vocabulary: every status in the ledger starts with one of these words
+STATUSES = {
+    "reproduced": "a count within 2 % of the paper's; a comparison whose pooled interval over seeds excludes 0 in "
+    "the paper's direction and holds the paper's difference; or data measured as the paper describes it",
+    "direction reproduced": "a comparison whose interval excludes 0 in the paper's direction but does not hold "
+    "the paper's difference",
+    "close": "a count (or an added cost) within 25 % of the paper's, but not within 2 %",
+    "not detected at this scale": "a comparison whose pooled interval (with one seed: its paired intervals) holds 0",
+    "not reproduced": "a comparison whose interval excludes 0 against the paper's direction, or a count more than "
+    "25 % from the paper's",
+    "mixed": "comparisons of one table whose intervals exclude 0 in both directions (some better, some worse)",
+    "implemented, not measured": "code (or a picture of it) made as the paper describes, tested for shapes and "
+    "equivalences, with no number of the paper to compare",
+    "shown, not assessed": "a figure made as the paper's was, whose content no metric compares with the paper's",
+    "cannot run here": "the data, code or hardware it needs is not available to the kit",
+}
+
+
+def read_result(root: Path, name: str) -> list[dict]:
+    path = root / RESULTS / name
+    return list(csv.DictReader(path.open())) if path.is_file() else []
+
+
+def footer_of(root: Path, name: str) -> str:
+    path = root / RESULTS / name
+    return path.read_text().strip().splitlines()[-1].strip("_") if path.is_file() else "not run"
+
+
+def placement_of(root: Path, footer: str) -> str:
+    """Which DEMA placement a committed result's EMR-HRNet rows have, from the commit its footer names."""
+    found = re.search(r"commit ([0-9a-f]{7,40})", footer)
+    if not found:
+        return "DEMA placement unknown (no commit in the footer)"
+    ancestor = subprocess.run(
+        ["git", "-C", str(root), "merge-base", "--is-ancestor", PAPER_PLACEMENT_SINCE, found.group(1)],
+        capture_output=True,
+    )
+    if ancestor.returncode == 0:
+        return "rows with DEMA blocks have the paper's placement"
+    if ancestor.returncode == 1:
+        return f"rows with DEMA blocks have the kit's lighter placement (made before {PAPER_PLACEMENT_SINCE})"
+    return "DEMA placement unknown (commit not in this checkout's history)"
+
+
+# the claims that several seeds test: table -> (row, reference row, how each reads, section title)
+SEED_CLAIMS = {
+    2: ("emr_hrnet", "hrnet", "EMR-HRNet", "HRNet", "HRNet against EMR-HRNet over seeds"),
+    3: (
+        "emr_hrnet",
+        "hrnet",
+        "EMR-HRNet",
+        "HRNet",
+        "HRNet against EMR-HRNet on Sichuan's scenes, each seed testing its own fold of them",
+    ),
+    4: (
+        "+DEMA+RMA+CenterRep",
+        "baseline",
+        "the full model",
+        "the baseline",
+        "Table 4's baseline against the full model (+DEMA+RMA+CenterRep) over seeds",
+    ),
+}
+
+
+def _pooled_status(pooled: dict, name: str, reference_name: str) -> str:
+    """A comparison's status from its pooled row (seed ``all``): its direction against the paper's."""
+    diff, low, high = (float(pooled[k]) for k in ("mIoU_diff", "ci_low", "ci_high"))
+    paper = float(pooled["paper_diff"]) if pooled.get("paper_diff") else None
+    inside = pooled.get("paper_inside") == "True"
+    if pooled["direction"] == "unresolved":
+        word = "not detected at this scale"
+    elif paper is not None and pooled["direction"] == ("better" if paper > 0 else "worse"):
+        word = "reproduced" if inside else "direction reproduced"
+    else:
+        word = "not reproduced"
+    over = f"{pooled['n_seeds']} seeds (95 %, two-level bootstrap over seeds and test images)"
+    if pooled.get("n_scenes"):  # tiles of scenes, a fold of them per seed (Table 3)
+        over = (
+            f"{pooled['n_seeds']} seeds, each testing its own fold of the scenes ({pooled['n_scenes']} scenes in all; "
+            "95 %, two-level bootstrap over seeds, then scenes)"
+        )
+    text = f"{word}: {name} minus {reference_name} {format_interval(diff, low, high)} over {over}"
+    if paper is not None:
+        text += f"; the paper's {paper:+.2f} lies {'inside' if inside else 'outside'} that interval"
+    if int(pooled["n_seeds"]) < 5:  # a bootstrap over 3 seeds sees only 10 distinct sets of them
+        text += f"; {pooled['n_seeds']} seeds make a rough interval"
+    return text
+
+
+# the paper's data combination for Tables 4-5: its results' files end with this (experiments.data_suffix)
+COMBINED = "_bijie_sichuan"
+
+
+def _ablation_status(root: Path, one_seed: str) -> str:
+    """Table 4's status: on the paper's combination (Bijie + Sichuan) when its runs are committed, with Bijie
+    alone beside it; else on Bijie alone."""
+    alone = _claim_status(root, 4, one_seed)
+    if not read_result(root, f"table4{COMBINED}_differences.csv"):
+        return alone
+    combined = _claim_status(root, 4, one_seed, COMBINED)
+    word, _, said = combined.partition(": ")
+    return f"{word}: on Bijie + Sichuan (the paper's data), {said}. On Bijie alone: {alone}"
+
+
+def _claim_status(root: Path, number: int, one_seed: str, suffix: str = "") -> str:
+    """A table's status from its claim's pooled difference over seeds or, before seeds were pooled,
+    from the paired intervals of each seed, when they exist (``suffix``: of the files of other data)."""
+    row, reference, name, reference_name, _ = SEED_CLAIMS[number]
+    differences = read_result(root, f"table{number}{suffix}_differences.csv")
+    rows = [r for r in differences if r["row"] == row and r["versus"] == reference]
+    pooled = [r for r in rows if r["seed"] == "all"]
+    if pooled:
+        return _pooled_status(pooled[0], name, reference_name)
+    if not rows:
+        return one_seed
+    above = sum(float(r["ci_low"]) > 0 for r in rows)
+    below = sum(float(r["ci_high"]) < 0 for r in rows)
+    seeds = "95 % paired bootstrap interval over the test images, per seed; seeds not pooled"
+    if above == len(rows):
+        return f"direction reproduced: {name} above {reference_name} in every seed ({seeds})"
+    if below == len(rows):
+        return f"not reproduced: {name} below {reference_name} in every seed ({seeds})"
+    across = len(rows) - above - below
+    return (
+        f"not detected at this scale: {name} minus {reference_name} is above 0 in {above}, below 0 in {below} and "
+        f"unresolved in {across} of {len(rows)} seeds ({seeds})"
+    )
+
+
+def _blocks_status(root: Path) -> str:
+    """Table 5's status: from its saved pair intervals (each block minus DEMA) when they exist, else
+    from its committed rows (where DEMA ranks, the paper: first, and their spread)."""
+    pairs = [r for r in read_result(root, "table5_differences.csv") if r["versus"] == "dema"]
+    if pairs:
+        pooled = [r for r in pairs if r["seed"] == "all"] or pairs
+        # The paper has DEMA first, so its claim holds where every other block is worse than DEMA.
+        directions = [r["direction"] for r in pooled]
+        if all(d == "worse" for d in directions):
+            word = "direction reproduced"
+        elif "better" in directions and "worse" in directions:
+            word = "mixed"  # some blocks beat DEMA, some lose to it
+        elif "better" in directions:
+            word = "not reproduced"
+        else:
+            word = "not detected at this scale"
+        seeds = "pooled over seeds" if pooled is not pairs else "one seed, paired over the test images"
+        told = ", ".join(
+            f"{r['row']} minus DEMA {format_interval(r['mIoU_diff'], r['ci_low'], r['ci_high'])} {r['direction']}"
+            for r in pooled
+        )
+        inside = [r["row"] for r in pooled if r.get("paper_inside") == "True"]
+        paper = f"the paper's difference lies inside the interval for {', '.join(inside) or 'none of them'}"
+        return f"{word}: {told} ({seeds}; `table5_differences.csv`); {paper}"
+    rows = {row["model"]: float(row["mIoU"]) for row in read_result(root, "06_table5.csv")}
+    if "dema" not in rows:
+        return "cannot run here: not run"
+    rank = sorted(rows.values(), reverse=True).index(rows["dema"]) + 1
+    spread = max(rows.values()) - min(rows.values())
+    order = "as in the paper" if rank == 1 else "the paper has it first"
+    return (
+        f"not detected at this scale: DEMA ranks {rank} of {len(rows)} ({order}), the blocks within {spread:.2f} "
+        "points; one seed, and no pair intervals are committed yet"
+    )
+
+
+def selection_gains(root: Path, prefix: str = "ablation_") -> list[dict]:
+    """What picking each run's best epoch on its test images would add over its last epoch, per committed run.
+
+    Tables 4-5's 4:1 split has no validation part, so a run's ``best_val_mIoU`` was measured on the very
+    images it is tested on; it minus the last epoch's test mIoU (the same images, the same evaluation) is
+    what "early stopping" on that split would have added. Runs whose folder name starts with ``prefix``.
+    """
+    rows = []
+    for path in sorted((root / RESULTS / "run_records").glob(f"{prefix}*/record.json")):
+        record = json.loads(path.read_text())
+        if record.get("test_split") != "val" or record.get("best_val_mIoU") is None:
+            continue
+        last, best = 100 * record["test_metrics"]["mIoU"], 100 * record["best_val_mIoU"]
+        rows.append({"run": path.parent.name, "last": last, "best": best, "best_epoch": record["best_epoch"]})
+    return rows
+
+
+def selection_summary(root: Path) -> str:
+    """Mean and range of :func:`selection_gains`, and its effect on the full model minus the baseline."""
+    gains = {r["run"]: r["best"] - r["last"] for r in selection_gains(root)}
+    if not gains:
+        return "not measured (no Table 4-5 run records committed)"
+    text = (
+        f"{statistics.fmean(gains.values()):+.2f} points on average (from {min(gains.values()):+.2f} to "
+        f"{max(gains.values()):+.2f}) over the {len(gains)} committed Table 4-5 runs on Bijie"
+    )
+    paired = [
+        gains[full] - gains[base]
+        for base in gains
+        if base.startswith("ablation_baseline")
+        and (full := base.replace("ablation_baseline", "ablation_dema_rma_centerrep")) in gains
+    ]
+    if paired:
+        shown = ", ".join(f"{d:+.2f}" for d in paired)
+        text += f"; on the full model minus the baseline, per seed: {shown}"
+    return text
+
+
+def _datasets_status(root: Path) -> str:
+    """Table 1's status from notebook 01's table of both datasets (``01_datasets.csv``): what the files show
+    (counts, sizes, RGB), beside what only the sources can say (sensor, resolution, dates, places)."""
+    rows = {row["dataset"]: row for row in read_result(root, "01_datasets.csv")}
+    sources = "sensor, ground resolution, dates, places and landslide types are the sources' (data/README.md)"
+    if not rows:
+        return f"shown, not assessed: notebook 01 has not written 01_datasets.csv; {sources}"
+    told = "; ".join(
+        f"{name}: {row['images']} images of {row['size_px']} px, landslide {float(row['mean_fraction_%']):.1f} % "
+        "of a picture on average"
+        for name, row in rows.items()
+    )
+    sichuan = "" if any("sichuan" in name for name in rows) else "; Sichuan not prepared"
+    return f"reproduced as far as the files show (RGB images, as the paper's Table 1): {told}{sichuan}; {sources}"
+
+
+def input_cost(root: Path) -> list[str]:
+    """What Sichuan's workshop input costs per epoch beside Bijie's, from the committed HRNet records' wall
+    times over their epochs (the median of each; runs that shared the machine read high), as a sentence."""
+
+    def per_epoch(pattern: str) -> tuple[float, int] | None:
+        records = [json.loads(p.read_text()) for p in (root / RESULTS / "run_records").glob(f"{pattern}/record.json")]
+        seconds = sorted(r["wall_time_s"] / r["epochs_run"] for r in records if r.get("epochs_run"))
+        return (seconds[len(seconds) // 2], len(seconds)) if seconds else None
+
+    sichuan, bijie = per_epoch("sichuan_hrnet*"), per_epoch("hrnet*")
+    if not (sichuan and bijie):
+        return []
+    return [
+        f"Cost of the input: an HRNet epoch on Sichuan's tiles took {sichuan[0]:.1f} s here (median of {sichuan[1]} "
+        f"runs), on Bijie's 462 training images {bijie[0]:.1f} s (median of {bijie[1]}), from the committed run "
+        "records' wall times over their epochs (validation and test included; runs that shared the machine "
+        "read high).",
+        "",
+    ]
+
+
+def _split_study(root: Path) -> str:
+    """The split study's pooled full-model-minus-baseline under each split timing (``table 4 --split-study``),
+    on the paper's combination when committed, else on Bijie; or "not measured yet"."""
+    for suffix, data in ((COMBINED, "Bijie + Sichuan"), ("", "Bijie")):
+        rows = [r for r in read_result(root, f"table4{suffix}_split_study_differences.csv") if r["seed"] == "all"]
+        if rows:
+            told = "; ".join(
+                f"{r['timing']}: {format_interval(r['mIoU_diff'], r['ci_low'], r['ci_high'])} {r['direction']}"
+                for r in rows
+            )
+            return (
+                f"the full model minus the baseline, expanded by the paper's factor, over {rows[0]['n_seeds']} seeds "
+                f"on {data}: {told} (`table4{suffix}_split_study_differences.csv`)"
+            )
+    return "not measured yet (`table 4 --split-study`, the runs are declared)"
+
+
+def difference_causes(root: Path) -> list[tuple[str, str]]:
+    """Each candidate cause of the gap between the paper's effects and the kit's, with its size as measured
+    from the committed files, or "not measured"."""
+    spread = {r["row"]: float(r["mIoU_sd"]) for r in read_result(root, "table2_seeds.csv")}
+    seeds = (
+        f"the sd of test mIoU over 5 seeds: HRNet {spread['hrnet']:.2f}, EMR-HRNet {spread['emr_hrnet']:.2f} points "
+        "on Bijie (`table2_seeds.csv`)"
+        if {"hrnet", "emr_hrnet"} <= set(spread)
+        else "not measured"
+    )
+    causes = [
+        ("the ablation's split drawn after the expansion (6524 = the expanded count), putting augmented copies "
+         "of one image in training and test; CenterRep, making more copies, would gain most", _split_study(root)),
+        ("an epoch chosen on the test images (the 4:1 split has no validation part; the paper used early "
+         "stopping)", f"{selection_summary(root)} (each run's best epoch on its test part minus its last epoch; "
+         "the kit reports the last)"),
+        ("one run per row in the paper: chance between seeds", seeds),
+        ("ImageNet pretraining (the reference code loads it; the kit trains from scratch offline)", "not measured"),
+        ("the network and recipe: HRNet-W18-small at 160 px for 40 epochs with AdamW here, W32 at 512 px for 100 "
+         "epochs with SGD in the paper", "not measured (the paper profile needs a GPU)"),
+        ("Sichuan: 36 of the paper's 107 images (no debris flows), resized by a third party", "not measured"),
+        ("the comparison models are smp's, lighter than the paper's",
+         "parameters and FLOPs side by side: `07_table7.md` and the list below"),
+    ]  # fmt: skip
+    return causes
+
+
+def _count_word(measured: float, paper: float) -> str:
+    error = abs(measured - paper) / abs(paper)
+    return "reproduced" if error <= 0.02 else "close" if error <= 0.25 else "not reproduced"
+
+
+def _worst(words: list[str]) -> str:
+    """The weakest of several statuses (STATUSES runs from the strongest to the weakest claim)."""
+    return max(words, key=list(STATUSES).index)
+
+
+def _efficiency_status(root: Path) -> str:
+    """Table 7's status: EMR-HRNet's added parameters and FLOPs in thop's convention against the paper's,
+    and HRNet-W32's own counts (``07_placements.csv``, ``07_table7.csv``)."""
+    placements = {r["model"]: r for r in read_result(root, "07_placements.csv")}
+    hrnet = [
+        r
+        for r in read_result(root, "07_table7.csv")
+        if (r["model"], r["num_classes"], r["size"]) == ("hrnet", "21", "480")
+    ]
+    if "emr_hrnet" not in placements or not hrnet:
+        return "cannot run here: notebook 07 has not written its tables"
+    paper_params = TABLE7["emr_hrnet"]["params_M"] - TABLE7["hrnet"]["params_M"]
+    paper_flops = TABLE7["emr_hrnet"]["GFLOPs"] - TABLE7["hrnet"]["GFLOPs"]
+    emr, light = placements["emr_hrnet"], placements.get("emr_hrnet_light")
+    params, flops = float(emr["delta_params_M_modules"]), float(emr["delta_GFLOPs_modules"])
+    word = _worst([_count_word(params, paper_params), _count_word(flops, paper_flops)])
+    base = hrnet[0]
+    base_word = _worst(
+        [
+            _count_word(float(base["params_M"]), TABLE7["hrnet"]["params_M"]),
+            _count_word(float(base["GFLOPs_modules"]), TABLE7["hrnet"]["GFLOPs"]),
+        ]
+    )
+    text = (
+        f"{word}: EMR-HRNet adds {params:+.2f}M / {flops:+.2f} G over HRNet-W32 in thop's convention (the paper: "
+        f"{paper_params:+.2f}M / {paper_flops:+.2f} G; 480 px, 21 classes)"
+    )
+    if light:
+        text += (
+            f", the lighter variant {float(light['delta_params_M_modules']):+.2f}M / "
+            f"{float(light['delta_GFLOPs_modules']):+.2f} G"
+        )
+    return (
+        f"{text}; the real cost (torch counter) {float(emr['delta_GFLOPs_torch']):+.2f} G; HRNet-W32 itself "
+        f"{base_word} ({float(base['params_M']):.2f}M / {float(base['GFLOPs_modules']):.2f} G); comparison models "
+        "are smp's (lighter)"
+    )
+
+
+def claim_statuses(root: Path) -> dict[str, str]:
+    """The statuses that depend on results, for ``PAPER_ITEMS``' placeholders."""
+    return {
+        "table1": _datasets_status(root),
+        "table2": _claim_status(root, 2, "not detected at this scale (one seed; see below)"),
+        "table3": _claim_status(root, 3, "implemented, not measured: no Table 3 runs are committed yet"),
+        "table4": _ablation_status(root, "not detected at this scale (one seed)"),
+        "table5": _blocks_status(root),
+        "table7": _efficiency_status(root),
+    }
