@@ -97,8 +97,11 @@ def plot_statistics(rows: Sequence[dict], title: str | None = None):
             color="tab:brown" if label == "landslide" else "tab:green",
         )
     ax_colour.set_xticks(range(3), ["red", "green", "blue"])
-    ax_colour.set(ylabel="mean value (0-255)", title="colour")
-    ax_colour.legend()
+    ax_colour.set(
+        ylabel="mean value (0-255)", title="colour", ylim=(0, 300)
+    )  # headroom: the legend sits above the bars
+    ax_colour.set_yticks(range(0, 256, 50))
+    ax_colour.legend(loc="upper center", ncol=2, frameon=False)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
