@@ -143,3 +143,22 @@ def test_a_fine_tuning_run_is_reused_wherever_its_source_weights_lie(tmp_path):
     torch.save(state, tmp_path / "other.pt")  # other weights: another run
     other = get_config("quick", **TINY, init=str(tmp_path / "other.pt"))
     assert plan_run(tmp_path / "tuned", other, "auto").action == "new"
+
+
+def test_a_run_made_by_kit_0_1_0_before_the_packages_were_regrouped_is_reused(tmp_path, capsys):
+    """fixtures/run-0.1.0: the record, history and splits of a run trained by the flat 0.1.0 layout (commit
+    9b177fe, ``emr_lib.train.train``); its checkpoints are left out for size, as a reuse reads the record."""
+    import shutil
+    from pathlib import Path
+
+    from emr_lib import __version__
+
+    fixture = Path(__file__).parent / "fixtures" / "run-0.1.0"
+    record = json.loads((fixture / "record.json").read_text())
+    assert record["emr_lib"] == "0.1.0" and __version__ != "0.1.0"
+    out = tmp_path / "hrnet"
+    shutil.copytree(fixture, out)
+    config = get_config("quick", model="hrnet", **TINY)
+    assert plan_run(out, config, "auto").action == "reuse"
+    assert run_or_reuse(config, out)["test_metrics"] == record["test_metrics"]
+    assert "reusing" in capsys.readouterr().out
