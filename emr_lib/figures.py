@@ -148,7 +148,8 @@ class FigureStore:
         if data is not None:  # rows of other data than the store's: say so in the footer and manifest
             return dataclasses.replace(self, data_label=data).save_table(rows, name, columns, caption, floatfmt)
         columns = columns or list(rows[0])
-        shown = [c for c in columns if c not in RUN_PROVENANCE]
+        from_runs = set(RUN_PROVENANCE) <= set(columns)  # else a seed column is the rows' key (differences)
+        shown = [c for c in columns if not (from_runs and c in RUN_PROVENANCE)]
         self.folder.mkdir(parents=True, exist_ok=True)
         table = Table(rows, shown, floatfmt, caption)
         header = f"{caption}\n\n" if caption else ""

@@ -68,3 +68,9 @@ def test_tables_of_runs_keep_each_rows_seed_and_commit(tmp_path):
     markdown = (tmp_path / "99_runs.md").read_text()
     assert "_Runs trained: seed 0 at commit abc (hrnet); seed 0 at commit def (emr_hrnet)._" in markdown
     assert (tmp_path / "99_runs.csv").read_text().splitlines()[1] == "hrnet,85.0,0,abc"
+    differences = [
+        {"row": "emr_hrnet", "seed": 0, "mIoU_diff": -1.0},
+        {"row": "emr_hrnet", "seed": "all", "mIoU_diff": 0.5},
+    ]
+    table = store.save_table(differences, "99_differences")  # no commit: the seed tells the rows apart
+    assert table.columns == ["row", "seed", "mIoU_diff"] and "| emr_hrnet | all | 0.50 |" in table.markdown
