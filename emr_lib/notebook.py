@@ -115,7 +115,7 @@ class Context:
         for row, spec in specs.items():
             config = self.config(spec.model, spec.options, **spec.overrides)
             action = plan_run(self.run_dir(spec.name), config, "auto", move=False).action
-            minutes = expected_minutes(spec.model, self.profile, project_root())
+            minutes = expected_minutes(spec.model, self.profile, project_root(), self.data)
             rows.append(
                 {"row": row, "run": spec.name, "action": "train" if action == "new" else action, "min": minutes}
             )

@@ -202,7 +202,7 @@ def reuse_check(manifest: dict, runs_root: str | Path, data: str, root: Path) ->
         stored = json.loads((folder / "record.json").read_text())["config"]
         now = get_config(profile, model=stored["model"]).to_dict()
         drift = sorted(k for k in PROFILES[profile].settings if k != "model_options" and stored.get(k) != now.get(k))
-        minutes = expected_minutes(stored["model"], profile, root)
+        minutes = expected_minutes(stored["model"], profile, root, stored["data"])
         retrains = f"episodes {','.join(entry['episodes'])} would train {entry['run']} again" + (
             f" (about {minutes:.0f} min)" if minutes else ""
         )

@@ -45,14 +45,20 @@ def workshop_params(root: Path) -> dict[str, str]:
     return json.loads(params.pop())
 
 
-def expected_minutes(model: str, profile: str, root: Path) -> float | None:
+def expected_minutes(model: str, profile: str, root: Path, data: str | None = None) -> float | None:
     """Minutes a run of ``model`` took in ``profile``: the median wall time of the committed run records
-    (``figures/<profile>/run_records``) of that model on the project's 2-core CPU, or None when none is known."""
-    minutes = sorted(
-        json.loads(path.read_text())["wall_time_s"] / 60
-        for path in (root / "figures" / profile / "run_records").glob("*/record.json")
-        if json.loads(path.read_text())["config"]["model"] == model
-    )
+    (``figures/<profile>/run_records``) of that model on the project's 2-core CPU, or None when none is known.
+    With ``data``, only the runs on data of those folder names count, when there are any (Sichuan's tiles
+    train in about half a Bijie run's time)."""
+    records = [
+        json.loads(path.read_text()) for path in (root / "figures" / profile / "run_records").glob("*/record.json")
+    ]
+    records = [r for r in records if r["config"]["model"] == model]
+    if data:
+        names = [part if part == "synthetic" else Path(part).name for part in data.split(",")]
+        on_data = [r for r in records if [Path(part).name for part in r["config"]["data"].split(",")] == names]
+        records = on_data or records
+    minutes = sorted(r["wall_time_s"] / 60 for r in records)
     return minutes[len(minutes) // 2] if minutes else None
 
 
