@@ -32,7 +32,7 @@ EPISODES = ("04", "05", "06", "08", "09")
 
 TIMES_FILE = Path("benchmarks") / "results" / "episode-times.json"
 GUIDE = Path("docs") / "instructor-guide.md"
-GUIDE_BLOCKS = ("episodes", "schedules")
+GUIDE_BLOCKS = ("episodes", "schedules", "sichuan")
 README_QUICK = ("<!-- quick-time:begin -->", "<!-- quick-time:end -->")
 
 
@@ -203,6 +203,33 @@ def render_guide_block(times: dict, name: str) -> str:
     return "\n".join([begin, *lines, end])
 
 
+def render_sichuan_block(root: Path) -> str:
+    """The guide's block on Sichuan's scenes in place of Bijie: what a run took on each, from the records."""
+    note = "_Written by `python -m emr_lib ledger` from the committed run records; do not edit by hand._"
+    took = []
+    for model, label in (("hrnet", "HRNet"), ("emr_hrnet", "EMR-HRNet")):
+        sichuan = expected_minutes(model, "workshop", root, "sichuan")
+        bijie = expected_minutes(model, "workshop", root, "bijie-224")
+        if sichuan and bijie and sichuan != bijie:
+            took.append(f"{label} about {sichuan:.0f} min (Bijie: {bijie:.0f})")
+    times = (
+        f"A workshop run took {', '.join(took)} on this project's 2-core CPU, the medians of the committed "
+        "run records on each"
+        if took
+        else "No run on Sichuan is committed yet, so no time is quoted"
+    )
+    lines = [
+        note,
+        "",
+        "Notebooks 01 and 05 can use the paper's Sichuan scenes instead of Bijie (Table 3, Figure 11). Prepare",
+        "them once as data/README.md says (`python -m emr_lib data prepare sichuan SRC data/sichuan --size 480",
+        "--tile 160`), then start the lab with `--data data/sichuan` and keep 05's `models` to HRNet and",
+        f"EMR-HRNet. {times}. Pre-run with",
+        "`python -m emr_lib table 3 --rows hrnet emr_hrnet --profile workshop --data data/sichuan`.",
+    ]
+    return "\n".join(["<!-- sichuan:begin -->", *lines, "<!-- sichuan:end -->"])
+
+
 def _replace_block(text: str, begin: str, end: str, block: str, where: str) -> str:
     if begin not in text or end not in text:
         raise ValueError(f"{where} has no {begin} ... {end} block")
@@ -216,9 +243,8 @@ def rendered_times(root: Path) -> dict[Path, str]:
     times = episode_times(root)
     guide = (root / GUIDE).read_text()
     for name in GUIDE_BLOCKS:
-        guide = _replace_block(
-            guide, f"<!-- {name}:begin -->", f"<!-- {name}:end -->", render_guide_block(times, name), str(GUIDE)
-        )
+        block = render_sichuan_block(root) if name == "sichuan" else render_guide_block(times, name)
+        guide = _replace_block(guide, f"<!-- {name}:begin -->", f"<!-- {name}:end -->", block, str(GUIDE))
     readme = (root / "README.md").read_text()
     quick = f"{README_QUICK[0]}about {round(times['quick_pipeline']['seconds'] / 60)} minutes{README_QUICK[1]}"
     files = {root / GUIDE: guide, root / "README.md": _replace_block(readme, *README_QUICK, quick, "README.md")}
