@@ -1,7 +1,7 @@
 """Evaluation: the paper's metrics, inference on tiles and scenes, and intervals over images, scenes and seeds."""
 
 from .inference import evaluate, per_image_confusion, per_image_metrics, predict, predict_scene, scale_curve
-from .metrics import CLASS_NAMES, confusion_matrix, format_metrics, segmentation_metrics
+from .metrics import CLASS_NAMES, PAPER_METRICS, as_percent, confusion_matrix, format_metrics, segmentation_metrics
 from .uncertainty import (
     CompareError,
     bootstrap_interval,
@@ -17,6 +17,8 @@ from .uncertainty import (
 
 __all__ = [
     "CLASS_NAMES",
+    "PAPER_METRICS",
+    "as_percent",
     "confusion_matrix",
     "segmentation_metrics",
     "format_metrics",

@@ -25,9 +25,10 @@ import math
 
 import torch
 
-__all__ = ["CLASS_NAMES", "confusion_matrix", "segmentation_metrics", "format_metrics"]
+__all__ = ["CLASS_NAMES", "PAPER_METRICS", "confusion_matrix", "segmentation_metrics", "format_metrics", "as_percent"]
 
 CLASS_NAMES = ("background", "landslide")
+PAPER_METRICS = ("mIoU", "precision", "recall", "accuracy", "F1")  # the columns of the paper's tables
 
 
 def confusion_matrix(
@@ -97,3 +98,8 @@ def segmentation_metrics(cm: torch.Tensor, class_names: tuple[str, ...] = CLASS_
 def format_metrics(metrics: dict[str, float], keys=("mIoU", "precision", "recall", "accuracy", "F1")) -> str:
     """``mIoU 81.70  precision 87.91 ...`` in percent, as the paper's tables print them."""
     return "  ".join(f"{k} {100 * metrics[k]:.2f}" for k in keys if k in metrics)
+
+
+def as_percent(metrics: dict, keys: tuple[str, ...] = PAPER_METRICS) -> dict[str, float]:
+    """``metrics``' ``keys`` (fractions) as percentages, as the paper's tables print them."""
+    return {key: 100 * metrics[key] for key in keys}

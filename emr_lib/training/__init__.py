@@ -16,7 +16,16 @@ from .checkpoints import (
     weights_digest,
 )
 from .loop import epoch_loader, evaluate_final, run_record, train, train_one_epoch
-from .profiles import PROFILES, Profile, TrainConfig, apply_overrides, get_config, get_profile, parse_override
+from .profiles import (
+    PROFILES,
+    RECIPE_FIELDS,
+    Profile,
+    TrainConfig,
+    apply_overrides,
+    get_config,
+    get_profile,
+    parse_override,
+)
 from .recipe import lr_at, make_optimizer, segmentation_loss
 from .run_data import RunDatasets, cached_views, model_gsd, open_base, run_datasets, scene_split
 from .runs import (
@@ -47,6 +56,7 @@ from .runtime import (
 
 __all__ = [
     "TrainConfig",
+    "RECIPE_FIELDS",
     "Profile",
     "PROFILES",
     "get_profile",

@@ -25,7 +25,37 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TrainConfig", "Profile", "PROFILES", "get_profile", "get_config", "apply_overrides", "parse_override"]
+__all__ = [
+    "TrainConfig",
+    "RECIPE_FIELDS",
+    "Profile",
+    "PROFILES",
+    "get_profile",
+    "get_config",
+    "apply_overrides",
+    "parse_override",
+]
+
+
+# What notebook 04 shows of a configuration: the recipe, beside the paper's
+RECIPE_FIELDS = (
+    "model",
+    "model_options",
+    "data",
+    "size",
+    "batch_size",
+    "epochs",
+    "optimizer",
+    "lr",
+    "weight_decay",
+    "warmup_epochs",
+    "flat_epochs",
+    "augment",
+    "centerrep",
+    "offline_expansion",
+    "patience",
+    "device",
+)
 
 
 @dataclass
@@ -105,6 +135,11 @@ class TrainConfig:
     cache_images: bool = True
     num_workers: int = -1  # -1: sized to the machine
     deterministic: bool = True
+
+    def recipe(self, keys: tuple[str, ...] = RECIPE_FIELDS) -> dict:
+        """The settings that make up a training recipe (model, data, size, optimiser, schedule, augmentation),
+        to show beside the paper's."""
+        return {key: getattr(self, key) for key in keys}
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
