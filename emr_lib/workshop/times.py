@@ -12,6 +12,8 @@ import json
 import re
 from pathlib import Path
 
+from ..training.runs import data_names
+
 __all__ = [
     "EPISODES",
     "TIMES_FILE",
@@ -55,8 +57,7 @@ def expected_minutes(model: str, profile: str, root: Path, data: str | None = No
     ]
     records = [r for r in records if r["config"]["model"] == model]
     if data:
-        names = [part if part == "synthetic" else Path(part).name for part in data.split(",")]
-        on_data = [r for r in records if [Path(part).name for part in r["config"]["data"].split(",")] == names]
+        on_data = [r for r in records if data_names(r["config"]["data"]) == data_names(data)]
         records = on_data or records
     minutes = sorted(r["wall_time_s"] / 60 for r in records)
     return minutes[len(minutes) // 2] if minutes else None
