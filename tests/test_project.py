@@ -353,6 +353,13 @@ def test_the_epoch_chosen_on_test_images_is_measured_from_the_records_best_and_l
     summary = selection_summary(tmp_path)
     assert "+1.50 points on average (from +1.00 to +2.00) over the 2 committed" in summary
     assert "per seed: +1.00" in summary  # the full model gains 2.00, the baseline 1.00
+    assert "Bijie + Sichuan" not in summary
+    record("bijie+sichuan_ablation_baseline", 0.60, 0.70)  # the paper's combination: told apart from Bijie
+    summary = selection_summary(tmp_path)
+    assert "over the 2 committed Table 4-5 runs on Bijie;" in summary
+    assert summary.endswith(
+        "+10.00 points on average (from +10.00 to +10.00) over the 1 committed Table 4-5 runs on Bijie + Sichuan"
+    )
     assert selection_summary(REPO) in render_ledger(REPO)
 
 

@@ -223,19 +223,29 @@ def selection_gains(root: Path, prefix: str = "ablation_") -> list[dict]:
 
 
 def selection_summary(root: Path) -> str:
-    """Mean and range of :func:`selection_gains`, and its effect on the full model minus the baseline."""
-    gains = {r["run"]: r["best"] - r["last"] for r in selection_gains(root)}
+    """Mean and range of :func:`selection_gains`, and its effect on the full model minus the baseline, on Bijie
+    and, where its runs are committed, on the paper's combination (Bijie + Sichuan)."""
+    told = [
+        text
+        for prefix, data in (("ablation_", "Bijie"), ("bijie+sichuan_ablation_", "Bijie + Sichuan"))
+        if (text := _selection_on(root, prefix, data))
+    ]
+    return "; ".join(told) or "not measured (no Table 4-5 run records committed)"
+
+
+def _selection_on(root: Path, prefix: str, data: str) -> str:
+    """:func:`selection_summary` for the runs whose folder names start with ``prefix`` (``data`` names them)."""
+    gains = {r["run"].removeprefix(prefix): r["best"] - r["last"] for r in selection_gains(root, prefix)}
     if not gains:
-        return "not measured (no Table 4-5 run records committed)"
+        return ""
     text = (
         f"{statistics.fmean(gains.values()):+.2f} points on average (from {min(gains.values()):+.2f} to "
-        f"{max(gains.values()):+.2f}) over the {len(gains)} committed Table 4-5 runs on Bijie"
+        f"{max(gains.values()):+.2f}) over the {len(gains)} committed Table 4-5 runs on {data}"
     )
     paired = [
         gains[full] - gains[base]
         for base in gains
-        if base.startswith("ablation_baseline")
-        and (full := base.replace("ablation_baseline", "ablation_dema_rma_centerrep")) in gains
+        if base.startswith("baseline") and (full := base.replace("baseline", "dema_rma_centerrep")) in gains
     ]
     if paired:
         shown = ", ".join(f"{d:+.2f}" for d in paired)
