@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..evaluation.uncertainty import direction, format_interval
 from ..experiments.claims import (
+    COMBINED,
     PAPER_PLACEMENT_SINCE,
     SEED_CLAIMS,
     STATUSES,
@@ -52,8 +53,9 @@ PAPER_ITEMS = [
     Item("Table 3: models on Sichuan", "notebook 05 on Sichuan's 36 scenes (`data prepare sichuan --size 480 "
          "--tile 160`), each seed testing its own fifth of the scenes", "`table 3 --data data/sichuan`",
          "`05_table3.md`, `table3_seeds.md`", "{table3}"),
-    Item("Table 4: ablation", "notebook 06 on Bijie alone (the paper: Bijie + Sichuan, 6524 images)",
-         "`pipeline --only 06 --param tables=4` or `table 4`", "`06_table4.md`, `table4_seeds.md`", "{table4}"),
+    Item("Table 4: ablation", "notebook 06 on Bijie + Sichuan as the paper (`--data A --data B`; its 6524 images "
+         "are the expanded count) and on Bijie alone", "`pipeline --only 06 --param tables=4` or `table 4`",
+         "`table4_bijie_sichuan_seeds.md`, `06_table4.md`, `table4_seeds.md`", "{table4}"),
     Item("Table 5: attention blocks", "notebook 06, the block in HRNet's branches swapped",
          "`pipeline --only 06 --param tables=5` or `table 5`", "`06_table5.md`",
          "{table5}"),
@@ -140,19 +142,19 @@ def _table3_columns(root: Path) -> list[str]:
     return [*lines, ""]
 
 
-def _seeds(root: Path, number: int) -> list[str]:
-    spread, differences = (
-        read_result(root, f"table{number}_seeds.csv"),
-        read_result(root, f"table{number}_differences.csv"),
-    )
+def _seeds(root: Path, number: int, suffix: str = "", data: str = "") -> list[str]:
+    """A table's runs over seeds and its rows' differences (``suffix``: the files of other ``data``)."""
+    stem = f"table{number}{suffix}"
+    spread, differences = read_result(root, f"{stem}_seeds.csv"), read_result(root, f"{stem}_differences.csv")
     if not spread:
         return []
     _, reference, name, reference_name, title = SEED_CLAIMS[number]
     units = "scenes" if differences and differences[0].get("n_scenes") else "images"
+    title += f" on {data}" if data else ""
     lines = [f"## {title}", "", *([*TABLE3_DESIGN, *input_cost(root)] if number == 3 else [])]
     lines += [
-        f"Test mIoU (%) per row over seeds, from `figures/workshop/table{number}_seeds.csv` "
-        f"({footer_of(root, f'table{number}_seeds.md')}):",
+        f"Test mIoU (%) per row over seeds, from `figures/workshop/{stem}_seeds.csv` "
+        f"({footer_of(root, f'{stem}_seeds.md')}):",
         "",
     ]
     lines += ["| row | seeds | mean | sd | min | max |", "|---|---|---|---|---|---|"]
@@ -165,7 +167,7 @@ def _seeds(root: Path, number: int) -> list[str]:
         "",
         f"Each row minus {reference_name}: per seed, a 95 % paired bootstrap interval over the test {units}; seed "
         f"`all`, the mean over seeds with a 95 % two-level bootstrap interval (seeds, then test {units}) "
-        f"(`figures/workshop/table{number}_differences.csv`):",
+        f"(`figures/workshop/{stem}_differences.csv`):",
         "",
     ]
     lines += [
@@ -179,24 +181,17 @@ def _seeds(root: Path, number: int) -> list[str]:
             f"[{float(r['ci_low']):+.2f}, {float(r['ci_high']):+.2f}] | "
             f"{r.get('direction') or direction(float(r['ci_low']), float(r['ci_high']))} | {inside} |"
         )
-    footer = footer_of(root, f"table{number}_differences.md")
+    footer = footer_of(root, f"{stem}_differences.md")
     return [*lines, "", f"_{footer}; {placement_of(root, footer)}._", ""]
 
 
 def _deviations(root: Path) -> list[str]:
-    smp = []
-    for row in read_result(root, "07_table7.csv"):
-        if (
-            row["num_classes"] == "21"
-            and row["size"] == "512"
-            and row["model"] in TABLE7
-            and "hrnet" not in row["model"]
-        ):
-            paper = TABLE7[row["model"]]
-            smp.append(
-                f"{row['model']} {float(row['params_M']):.2f}M / {float(row['GFLOPs_modules']):.1f} GFLOPs "
-                f"(paper {paper['params_M']}M / {paper['GFLOPs']} G)"
-            )
+    smp = [  # the comparison models in the paper's convention (21 classes, 512 px) beside its Table 7
+        f"{r['model']} {float(r['params_M']):.2f}M / {float(r['GFLOPs_modules']):.1f} GFLOPs "
+        f"(paper {TABLE7[r['model']]['params_M']}M / {TABLE7[r['model']]['GFLOPs']} G)"
+        for r in read_result(root, "07_table7.csv")
+        if (r["num_classes"], r["size"]) == ("21", "512") and r["model"] in TABLE7 and "hrnet" not in r["model"]
+    ]
     return [
         "## Where the kit departs from the paper and its reference code",
         "",
@@ -256,7 +251,8 @@ def _why_differ(root: Path) -> list[str]:
 
 def _comparisons(root: Path) -> list[str]:
     """How many intervals the ledger shows, and what that does to reading a single one."""
-    rows = [r for n in (2, 3, 4, 5) for r in read_result(root, f"table{n}_differences.csv")]
+    stems = ("table2", "table3", "table4", f"table4{COMBINED}", "table5")
+    rows = [r for stem in stems for r in read_result(root, f"{stem}_differences.csv")]
     pooled = sum(r["seed"] == "all" for r in rows)
     excluded = sum(
         r.get("direction", "") in ("better", "worse") or float(r["ci_low"]) > 0 or float(r["ci_high"]) < 0 for r in rows
@@ -280,8 +276,7 @@ def render_ledger(root: Path | None = None) -> str:
         "# What this kit reproduces of the paper",
         "",
         "Written by `python -m emr_lib ledger` from `emr_lib/experiments/paper.py`, the tables in `figures/workshop/` "
-        "and the "
-        "studies in `benchmarks/results/transfer*/`; "
+        "and the studies in `benchmarks/results/transfer*/`; "
         "do not edit by hand. Results are the workshop profile's (Bijie, 2-core CPU) unless a row says "
         "otherwise; commands are `python -m emr_lib ...` with `--profile workshop --data <Bijie>`. Every status "
         "starts with one of these words:",
@@ -297,6 +292,7 @@ def render_ledger(root: Path | None = None) -> str:
         *_seeds(root, 2),
         *_seeds(root, 3),
         *_seeds(root, 4),
+        *_seeds(root, 4, COMBINED, "Bijie + Sichuan (the paper's data combination)"),
         *_comparisons(root),
         *_why_differ(root),
         *_transfer(root),
