@@ -414,6 +414,7 @@ def test_table4s_status_is_the_papers_combination_when_committed_with_bijie_alon
 
     from emr_lib.experiments.claims import claim_statuses
     from emr_lib.experiments.tables import data_suffix
+    from emr_lib.workshop.ledger import render_ledger
 
     results = tmp_path / "figures" / "workshop"
     results.mkdir(parents=True)
@@ -428,6 +429,19 @@ def test_table4s_status_is_the_papers_combination_when_committed_with_bijie_alon
     status = claim_statuses(tmp_path)["table4"]
     assert status.startswith("direction reproduced: on Bijie + Sichuan (the paper's data), the full model minus")
     assert "+2.10 [+1.00, +3.20] over 3 seeds" in status and status.endswith(alone)
+    one_seed = "+DEMA+RMA+CenterRep,baseline,0,-1.28,-2.76,0.04,1,161,unresolved,11.54,False\n"  # not yet pooled
+    header = combined.splitlines()[0].replace("n_images", "n_scenes")
+    (results / "table4_bijie_sichuan_differences.csv").write_text(f"{header}\n{one_seed}")
+    status = claim_statuses(tmp_path)["table4"]
+    assert status.startswith("not detected at this scale: on Bijie + Sichuan (the paper's data), the full model minus")
+    assert "(seed 0 -1.28 [-2.76, +0.04]; 95 % paired bootstrap intervals over the test scenes, per seed;" in status
+    assert "the paper's +11.54 lies outside every seed's interval). On Bijie alone: " in status
+    # its runs over seeds in the ledger beside Bijie's; one seed has no sd
+    (results / "table4_bijie_sichuan_seeds.csv").write_text(
+        "row,seeds,mIoU_mean,mIoU_min,mIoU_max\nbaseline,0,76.43,76.43,76.43\n"
+    )
+    ledger = render_ledger(tmp_path)
+    assert "on Bijie + Sichuan (the paper's data combination)" in ledger and "| baseline | 0 | 76.43 | - |" in ledger
 
 
 def test_table1s_status_comes_from_notebook_01s_table_and_table5_has_a_word_for_blocks_that_disagree(tmp_path):

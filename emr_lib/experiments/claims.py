@@ -157,7 +157,11 @@ def _claim_status(root: Path, number: int, one_seed: str, suffix: str = "") -> s
         return one_seed
     above = sum(float(r["ci_low"]) > 0 for r in rows)
     below = sum(float(r["ci_high"]) < 0 for r in rows)
-    seeds = "95 % paired bootstrap interval over the test images, per seed; seeds not pooled"
+    units = "scenes" if rows[0].get("n_scenes") else "images"
+    told = ", ".join(f"seed {r['seed']} {format_interval(r['mIoU_diff'], r['ci_low'], r['ci_high'])}" for r in rows)
+    seeds = f"{told}; 95 % paired bootstrap intervals over the test {units}, per seed; seeds not pooled"
+    if rows[0].get("paper_diff") and all(r.get("paper_inside") == "False" for r in rows):
+        seeds += f"; the paper's {float(rows[0]['paper_diff']):+.2f} lies outside every seed's interval"
     if above == len(rows):
         return f"direction reproduced: {name} above {reference_name} in every seed ({seeds})"
     if below == len(rows):

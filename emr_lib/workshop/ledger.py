@@ -159,8 +159,9 @@ def _seeds(root: Path, number: int, suffix: str = "", data: str = "") -> list[st
     ]
     lines += ["| row | seeds | mean | sd | min | max |", "|---|---|---|---|---|---|"]
     for r in spread:
+        sd = f"{float(r['mIoU_sd']):.2f}" if r.get("mIoU_sd") else "-"  # one seed has none
         lines.append(
-            f"| {r['row']} | {r['seeds']} | {float(r['mIoU_mean']):.2f} | {float(r['mIoU_sd']):.2f} | "
+            f"| {r['row']} | {r['seeds']} | {float(r['mIoU_mean']):.2f} | {sd} | "
             f"{float(r['mIoU_min']):.2f} | {float(r['mIoU_max']):.2f} |"
         )
     lines += [
