@@ -94,3 +94,26 @@ def test_a_split_after_expansion_puts_copies_of_one_image_on_both_sides_and_only
     assert image.shape[-1] == leaky_config.size and mask.shape == image.shape[-2:]
     with pytest.raises(ValueError, match="excludes offline_expansion"):
         get_config("quick", split_after_expansion=3.0, offline_expansion=2.0)
+
+
+def test_a_tiled_part_of_several_datasets_keeps_each_scene_on_one_side_of_the_ablation_split(tmp_path):
+    """Bijie + Sichuan as the paper's Tables 4-5: the 4:1 split never puts tiles of one scene in both parts."""
+    import json
+
+    from emr_lib.data import SyntheticLandslides, scene_of
+    from emr_lib.experiments import ABLATION_SPLIT
+    from emr_lib.training.run_data import scene_split
+
+    plain = SyntheticLandslides(10, size=64, seed=1).save(tmp_path / "plain", progress=False)
+    tiled = SyntheticLandslides(40, size=64, seed=2).save(tmp_path / "tiled", progress=False)
+    for folder in ("images", "masks"):  # 10 scenes of 4 tiles each, named as `data prepare sichuan` names them
+        for i, path in enumerate(sorted((tiled / folder).glob("*.png"))):
+            path.rename(path.with_name(f"scene{i // 4:02d}_y{64 * (i % 2):05d}_x{64 * (i % 4 // 2):05d}.png"))
+    (tiled / "manifest.json").write_text(json.dumps({"split_unit": "scene"}))
+    config = get_config("quick", data=f"{plain},{tiled}", size=64, split_ratios=ABLATION_SPLIT)
+    splits = run_datasets(config).splits
+    scenes = {key: {scene_of(n) for n in names if n.startswith("tiled.")} for key, names in splits.items()}
+    assert set(splits) == {"train", "val"} and len(scenes["train"]) == 8 and len(scenes["val"]) == 2
+    assert not scenes["train"] & scenes["val"]
+    assert all(len([n for n in splits["val"] if scene_of(n) == s]) == 4 for s in scenes["val"])  # whole scenes
+    assert scene_split(config.data) and not scene_split(str(plain))  # intervals resample the scenes too
