@@ -3,6 +3,8 @@ transfer studies and the GPU study.
 """
 
 from .claims import (
+    COMBINED,
+    COMBINED_RUNS,
     PAPER_PLACEMENT_SINCE,
     RESULTS,
     SEED_CLAIMS,
@@ -14,6 +16,7 @@ from .claims import (
     placement_of,
     read_result,
     selection_gains,
+    test_units,
 )
 from .efficiency import (
     HRNET_FAMILY,
@@ -36,11 +39,14 @@ from .paper import COLUMNS, TABLE2, TABLE3, TABLE4, TABLE5, TABLE7, PaperTable, 
 from .study import StudySettings, amp_correctness, comparison, environment, run_study, throughput
 from .tables import (
     ABLATION_SPLIT,
+    PAPER_COMBINATION,
     SPLIT_TIMINGS,
     TABLE3_DESIGN,
     TABLE3_FOLDS,
     TABLES,
     RunSpec,
+    combination_prefix,
+    combination_suffix,
     data_prefix,
     data_suffix,
     paper_effects,
@@ -83,6 +89,9 @@ __all__ = [
     "table_runs",
     "data_prefix",
     "data_suffix",
+    "PAPER_COMBINATION",
+    "combination_prefix",
+    "combination_suffix",
     "run_table",
     "table_rows",
     "table4_run_name",
@@ -99,6 +108,9 @@ __all__ = [
     "footer_of",
     "placement_of",
     "selection_gains",
+    "COMBINED",
+    "COMBINED_RUNS",
+    "test_units",
     "difference_causes",
     "input_cost",
     "count_parameters",

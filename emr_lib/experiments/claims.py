@@ -19,8 +19,11 @@ from pathlib import Path
 
 from ..evaluation.uncertainty import format_interval
 from .paper import TABLE7
+from .tables import PAPER_COMBINATION, combination_prefix, combination_suffix
 
 __all__ = [
+    "COMBINED",
+    "COMBINED_RUNS",
     "STATUSES",
     "RESULTS",
     "PAPER_PLACEMENT_SINCE",
@@ -32,6 +35,7 @@ __all__ = [
     "selection_gains",
     "difference_causes",
     "input_cost",
+    "test_units",
 ]
 
 
@@ -104,8 +108,17 @@ SEED_CLAIMS = {
 }
 
 
-def _pooled_status(pooled: dict, name: str, reference_name: str) -> str:
-    """A comparison's status from its pooled row (seed ``all``): its direction against the paper's."""
+def test_units(row: dict, suffix: str = "") -> str:
+    """What a differences row's intervals resample: "scenes" where it counts them (the tiles of one scene move
+    together), else "images"; ``suffix`` :data:`COMBINED` says how a Bijie image counts among them."""
+    if not row.get("n_scenes"):
+        return "images"
+    return "scenes (each Bijie image counts as one)" if suffix == COMBINED else "scenes"
+
+
+def _pooled_status(pooled: dict, per_seed: list[dict], name: str, reference_name: str, suffix: str = "") -> str:
+    """A comparison's status from its pooled row (seed ``all``): its direction against the paper's.
+    ``per_seed`` (its seeds' rows) tells whether each seed tested a fold of its own: fewer scenes than pooled."""
     diff, low, high = (float(pooled[k]) for k in ("mIoU_diff", "ci_low", "ci_high"))
     paper = float(pooled["paper_diff"]) if pooled.get("paper_diff") else None
     inside = pooled.get("paper_inside") == "True"
@@ -115,8 +128,9 @@ def _pooled_status(pooled: dict, name: str, reference_name: str) -> str:
         word = "reproduced" if inside else "direction reproduced"
     else:
         word = "not reproduced"
-    over = f"{pooled['n_seeds']} seeds (95 %, two-level bootstrap over seeds and test images)"
-    if pooled.get("n_scenes"):  # tiles of scenes, a fold of them per seed (Table 3)
+    units = test_units(pooled, suffix)
+    over = f"{pooled['n_seeds']} seeds (95 %, two-level bootstrap over seeds, then the test {units})"
+    if any(int(r.get("n_scenes") or 0) < int(pooled.get("n_scenes") or 0) for r in per_seed):  # folds (Table 3)
         over = (
             f"{pooled['n_seeds']} seeds, each testing its own fold of the scenes ({pooled['n_scenes']} scenes in all; "
             "95 %, two-level bootstrap over seeds, then scenes)"
@@ -129,8 +143,10 @@ def _pooled_status(pooled: dict, name: str, reference_name: str) -> str:
     return text
 
 
-# the paper's data combination for Tables 4-5: its results' files end with this (experiments.data_suffix)
-COMBINED = "_bijie_sichuan"
+# the paper's data combination for Tables 4-5: its results' files end with COMBINED, its runs' folders start
+# with COMBINED_RUNS (experiments.data_suffix, data_prefix)
+COMBINED = combination_suffix(PAPER_COMBINATION)
+COMBINED_RUNS = combination_prefix(PAPER_COMBINATION)
 
 
 def _ablation_status(root: Path, one_seed: str) -> str:
@@ -152,12 +168,12 @@ def _claim_status(root: Path, number: int, one_seed: str, suffix: str = "") -> s
     rows = [r for r in differences if r["row"] == row and r["versus"] == reference]
     pooled = [r for r in rows if r["seed"] == "all"]
     if pooled:
-        return _pooled_status(pooled[0], name, reference_name)
+        return _pooled_status(pooled[0], [r for r in rows if r["seed"] != "all"], name, reference_name, suffix)
     if not rows:
         return one_seed
     above = sum(float(r["ci_low"]) > 0 for r in rows)
     below = sum(float(r["ci_high"]) < 0 for r in rows)
-    units = "scenes" if rows[0].get("n_scenes") else "images"
+    units = test_units(rows[0], suffix)
     told = ", ".join(f"seed {r['seed']} {format_interval(r['mIoU_diff'], r['ci_low'], r['ci_high'])}" for r in rows)
     seeds = f"{told}; 95 % paired bootstrap intervals over the test {units}, per seed; seeds not pooled"
     if rows[0].get("paper_diff") and all(r.get("paper_inside") == "False" for r in rows):
@@ -231,7 +247,7 @@ def selection_summary(root: Path) -> str:
     and, where its runs are committed, on the paper's combination (Bijie + Sichuan)."""
     told = [
         text
-        for prefix, data in (("ablation_", "Bijie"), ("bijie+sichuan_ablation_", "Bijie + Sichuan"))
+        for prefix, data in (("ablation_", "Bijie"), (f"{COMBINED_RUNS}ablation_", "Bijie + Sichuan"))
         if (text := _selection_on(root, prefix, data))
     ]
     return "; ".join(told) or "not measured (no Table 4-5 run records committed)"

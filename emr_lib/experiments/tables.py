@@ -41,6 +41,9 @@ __all__ = [
     "table_runs",
     "data_prefix",
     "data_suffix",
+    "PAPER_COMBINATION",
+    "combination_prefix",
+    "combination_suffix",
     "run_table",
     "table_rows",
     "table4_run_name",
@@ -114,22 +117,37 @@ def _table5() -> dict[str, RunSpec]:
 TABLES: dict[int, Callable[[], dict[str, RunSpec]]] = {2: _table2, 3: _table3, 4: _table4, 5: _table5}
 
 
-def data_prefix(data: str | None) -> str:
-    """How a table's run names start for ``data``: as they always have for one dataset, and with the
-    parts' names for several trained as one (``bijie+sichuan_ablation_baseline``), so the ablation on
-    Bijie + Sichuan never takes the run folders of the ablation on Bijie alone."""
+# the paper's data combination for Tables 4-5 (its ablation trains on Bijie and Sichuan together, split 4:1)
+PAPER_COMBINATION = ("bijie", "sichuan")
+
+
+def combination_prefix(names: tuple[str, ...] | list[str]) -> str:
+    """How a table's run names start for the datasets ``names`` trained as one: nothing for one dataset,
+    ``bijie+sichuan_`` for :data:`PAPER_COMBINATION`, so the ablation on Bijie + Sichuan never takes the run
+    folders of the ablation on Bijie alone."""
+    return "+".join(names) + "_" if len(names) > 1 else ""
+
+
+def combination_suffix(names: tuple[str, ...] | list[str]) -> str:
+    """What a saved table's name ends with for the datasets ``names``: nothing for one, ``_bijie_sichuan`` for
+    :data:`PAPER_COMBINATION`, so the combined ablation's tables sit beside Bijie's instead of over them."""
+    return "_" + "_".join(names) if len(names) > 1 else ""
+
+
+def _data_names(data: str | None) -> list[str]:
+    """The dataset names of ``data`` (folders, comma-separated): what each folder holds, else its own name."""
     parts = [part.strip() for part in (data or "").split(",") if part.strip()]
-    if len(parts) < 2:
-        return ""
-    names = [part if part == "synthetic" else dataset_kind(part) or Path(part).name for part in parts]
-    return "+".join(names) + "_"
+    return [part if part == "synthetic" else dataset_kind(part) or Path(part).name for part in parts]
+
+
+def data_prefix(data: str | None) -> str:
+    """:func:`combination_prefix` of the datasets in ``data`` (``bijie+sichuan_ablation_baseline``)."""
+    return combination_prefix(_data_names(data))
 
 
 def data_suffix(data: str | None) -> str:
-    """What a saved table's name ends with for ``data``: nothing for one dataset, ``_bijie_sichuan`` for
-    several trained as one, so the combined ablation's tables sit beside Bijie's instead of over them."""
-    prefix = data_prefix(data)
-    return "_" + prefix.rstrip("_").replace("+", "_") if prefix else ""
+    """:func:`combination_suffix` of the datasets in ``data``."""
+    return combination_suffix(_data_names(data))
 
 
 def table_runs(number: int, rows: list[str] | None = None, data: str | None = None) -> dict[str, RunSpec]:

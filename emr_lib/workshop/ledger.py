@@ -26,6 +26,7 @@ from ..experiments.claims import (
     input_cost,
     placement_of,
     read_result,
+    test_units,
 )
 from ..experiments.paper import COLUMNS, TABLE2, TABLE3, TABLE4, TABLE5, TABLE7
 from ..experiments.tables import TABLE3_DESIGN
@@ -149,7 +150,7 @@ def _seeds(root: Path, number: int, suffix: str = "", data: str = "") -> list[st
     if not spread:
         return []
     _, reference, name, reference_name, title = SEED_CLAIMS[number]
-    units = "scenes" if differences and differences[0].get("n_scenes") else "images"
+    units = test_units(differences[0] if differences else {}, suffix)
     title += f" on {data}" if data else ""
     lines = [f"## {title}", "", *([*TABLE3_DESIGN, *input_cost(root)] if number == 3 else [])]
     lines += [
@@ -167,7 +168,7 @@ def _seeds(root: Path, number: int, suffix: str = "", data: str = "") -> list[st
     lines += [
         "",
         f"Each row minus {reference_name}: per seed, a 95 % paired bootstrap interval over the test {units}; seed "
-        f"`all`, the mean over seeds with a 95 % two-level bootstrap interval (seeds, then test {units}) "
+        f"`all`, the mean over seeds with a 95 % two-level bootstrap interval (seeds, then test {units.split()[0]}) "
         f"(`figures/workshop/{stem}_differences.csv`):",
         "",
     ]
