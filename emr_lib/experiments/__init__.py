@@ -13,10 +13,10 @@ from .claims import (
     difference_causes,
     footer_of,
     input_cost,
+    interval_units,
     placement_of,
     read_result,
     selection_gains,
-    test_units,
 )
 from .efficiency import (
     HRNET_FAMILY,
@@ -110,7 +110,7 @@ __all__ = [
     "selection_gains",
     "COMBINED",
     "COMBINED_RUNS",
-    "test_units",
+    "interval_units",
     "difference_causes",
     "input_cost",
     "count_parameters",

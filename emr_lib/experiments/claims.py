@@ -35,7 +35,7 @@ __all__ = [
     "selection_gains",
     "difference_causes",
     "input_cost",
-    "test_units",
+    "interval_units",
 ]
 
 
@@ -108,7 +108,7 @@ SEED_CLAIMS = {
 }
 
 
-def test_units(row: dict, suffix: str = "") -> str:
+def interval_units(row: dict, suffix: str = "") -> str:
     """What a differences row's intervals resample: "scenes" where it counts them (the tiles of one scene move
     together), else "images"; ``suffix`` :data:`COMBINED` says how a Bijie image counts among them."""
     if not row.get("n_scenes"):
@@ -128,7 +128,7 @@ def _pooled_status(pooled: dict, per_seed: list[dict], name: str, reference_name
         word = "reproduced" if inside else "direction reproduced"
     else:
         word = "not reproduced"
-    units = test_units(pooled, suffix)
+    units = interval_units(pooled, suffix)
     over = f"{pooled['n_seeds']} seeds (95 %, two-level bootstrap over seeds, then the test {units})"
     if any(int(r.get("n_scenes") or 0) < int(pooled.get("n_scenes") or 0) for r in per_seed):  # folds (Table 3)
         over = (
@@ -173,7 +173,7 @@ def _claim_status(root: Path, number: int, one_seed: str, suffix: str = "") -> s
         return one_seed
     above = sum(float(r["ci_low"]) > 0 for r in rows)
     below = sum(float(r["ci_high"]) < 0 for r in rows)
-    units = test_units(rows[0], suffix)
+    units = interval_units(rows[0], suffix)
     told = ", ".join(f"seed {r['seed']} {format_interval(r['mIoU_diff'], r['ci_low'], r['ci_high'])}" for r in rows)
     seeds = f"{told}; 95 % paired bootstrap intervals over the test {units}, per seed; seeds not pooled"
     if rows[0].get("paper_diff") and all(r.get("paper_inside") == "False" for r in rows):

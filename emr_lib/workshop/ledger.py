@@ -24,9 +24,9 @@ from ..experiments.claims import (
     difference_causes,
     footer_of,
     input_cost,
+    interval_units,
     placement_of,
     read_result,
-    test_units,
 )
 from ..experiments.paper import COLUMNS, TABLE2, TABLE3, TABLE4, TABLE5, TABLE7
 from ..experiments.tables import TABLE3_DESIGN
@@ -150,7 +150,8 @@ def _seeds(root: Path, number: int, suffix: str = "", data: str = "") -> list[st
     if not spread:
         return []
     _, reference, name, reference_name, title = SEED_CLAIMS[number]
-    units = test_units(differences[0] if differences else {}, suffix)
+    first = differences[0] if differences else {}
+    units, unit = interval_units(first, suffix), interval_units(first)  # told once in full, then the bare word
     title += f" on {data}" if data else ""
     lines = [f"## {title}", "", *([*TABLE3_DESIGN, *input_cost(root)] if number == 3 else [])]
     lines += [
@@ -168,7 +169,7 @@ def _seeds(root: Path, number: int, suffix: str = "", data: str = "") -> list[st
     lines += [
         "",
         f"Each row minus {reference_name}: per seed, a 95 % paired bootstrap interval over the test {units}; seed "
-        f"`all`, the mean over seeds with a 95 % two-level bootstrap interval (seeds, then test {units.split()[0]}) "
+        f"`all`, the mean over seeds with a 95 % two-level bootstrap interval (seeds, then test {unit}) "
         f"(`figures/workshop/{stem}_differences.csv`):",
         "",
     ]
