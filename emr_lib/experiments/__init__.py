@@ -4,6 +4,7 @@ transfer studies and the GPU study.
 
 from .claims import (
     COMBINED,
+    COMBINED_LABEL,
     COMBINED_RUNS,
     PAPER_PLACEMENT_SINCE,
     RESULTS,
@@ -109,6 +110,7 @@ __all__ = [
     "placement_of",
     "selection_gains",
     "COMBINED",
+    "COMBINED_LABEL",
     "COMBINED_RUNS",
     "interval_units",
     "difference_causes",

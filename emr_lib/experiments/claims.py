@@ -23,6 +23,7 @@ from .tables import PAPER_COMBINATION, combination_prefix, combination_suffix
 
 __all__ = [
     "COMBINED",
+    "COMBINED_LABEL",
     "COMBINED_RUNS",
     "STATUSES",
     "RESULTS",
@@ -144,9 +145,10 @@ def _pooled_status(pooled: dict, per_seed: list[dict], name: str, reference_name
 
 
 # the paper's data combination for Tables 4-5: its results' files end with COMBINED, its runs' folders start
-# with COMBINED_RUNS (experiments.data_suffix, data_prefix)
+# with COMBINED_RUNS (experiments.data_suffix, data_prefix); prose names it COMBINED_LABEL
 COMBINED = combination_suffix(PAPER_COMBINATION)
 COMBINED_RUNS = combination_prefix(PAPER_COMBINATION)
+COMBINED_LABEL = " + ".join(name.capitalize() for name in PAPER_COMBINATION)
 
 
 def _ablation_status(root: Path, one_seed: str) -> str:
@@ -157,7 +159,7 @@ def _ablation_status(root: Path, one_seed: str) -> str:
         return alone
     combined = _claim_status(root, 4, one_seed, COMBINED)
     word, _, said = combined.partition(": ")
-    return f"{word}: on Bijie + Sichuan (the paper's data), {said}. On Bijie alone: {alone}"
+    return f"{word}: on {COMBINED_LABEL} (the paper's data), {said}. On Bijie alone: {alone}"
 
 
 def _claim_status(root: Path, number: int, one_seed: str, suffix: str = "") -> str:
@@ -247,7 +249,7 @@ def selection_summary(root: Path) -> str:
     and, where its runs are committed, on the paper's combination (Bijie + Sichuan)."""
     told = [
         text
-        for prefix, data in (("ablation_", "Bijie"), (f"{COMBINED_RUNS}ablation_", "Bijie + Sichuan"))
+        for prefix, data in (("ablation_", "Bijie"), (f"{COMBINED_RUNS}ablation_", COMBINED_LABEL))
         if (text := _selection_on(root, prefix, data))
     ]
     return "; ".join(told) or "not measured (no Table 4-5 run records committed)"
@@ -313,7 +315,7 @@ def input_cost(root: Path) -> list[str]:
 def _split_study(root: Path) -> str:
     """The split study's pooled full-model-minus-baseline under each split timing (``table 4 --split-study``),
     on the paper's combination when committed, else on Bijie; or "not measured yet"."""
-    for suffix, data in ((COMBINED, "Bijie + Sichuan"), ("", "Bijie")):
+    for suffix, data in ((COMBINED, COMBINED_LABEL), ("", "Bijie")):
         rows = [r for r in read_result(root, f"table4{suffix}_split_study_differences.csv") if r["seed"] == "all"]
         if rows:
             told = "; ".join(

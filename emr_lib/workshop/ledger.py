@@ -17,6 +17,7 @@ from pathlib import Path
 from ..evaluation.uncertainty import direction, format_interval
 from ..experiments.claims import (
     COMBINED,
+    COMBINED_LABEL,
     PAPER_PLACEMENT_SINCE,
     SEED_CLAIMS,
     STATUSES,
@@ -295,7 +296,7 @@ def render_ledger(root: Path | None = None) -> str:
         *_seeds(root, 2),
         *_seeds(root, 3),
         *_seeds(root, 4),
-        *_seeds(root, 4, COMBINED, "Bijie + Sichuan (the paper's data combination)"),
+        *_seeds(root, 4, COMBINED, f"{COMBINED_LABEL} (the paper's data combination)"),
         *_comparisons(root),
         *_why_differ(root),
         *_transfer(root),
