@@ -557,7 +557,14 @@ def test_the_split_studys_result_is_quoted_among_the_causes_once_committed(tmp_p
     (results / "table4_bijie_sichuan_split_study_differences.csv").write_text(header + rows)
     said = difference_causes(tmp_path)[0][1]
     assert "over 3 seeds on Bijie + Sichuan: split first: +0.10 [-0.50, +0.70] unresolved" in said
-    assert "expanded first: +2.00 [+1.00, +3.00] better" in said
+    assert "expanded first: +2.00 [+1.00, +3.00] better; drawing the split after the expansion moves it by +1.90" in (
+        said
+    )
+    one_seed = "f,b,0,0.10,-0.50,0.70,1,161,unresolved,11.54,False,split first\n"
+    one_seed += "f,b,0,-1.00,-2.00,0.20,1,161,unresolved,11.54,False,expanded first\n"
+    (results / "table4_bijie_sichuan_split_study_differences.csv").write_text(header + one_seed)
+    said = difference_causes(tmp_path)[0][1]
+    assert "seed 0 only on Bijie + Sichuan" in said and "moves it by -1.10 points, against the paper's +11.54" in said
 
 
 def test_the_notebooks_import_ideas_from_a_few_public_names_not_the_plumbing():

@@ -216,7 +216,7 @@ def _cmd_table(args: argparse.Namespace) -> None:
     print(table_markdown(result["rows"]))
     if len(specs) > 1 and (len(seeds) > 1 or args.save):
         spread = seed_summary({row: {s: by_seed[s][row] for s in seeds} for row in specs}, label="row")
-        unit_of = scene_of if scene_split(ctx.data) else None  # tiles of one scene: resample scenes
+        unit_of = scene_of if scene_split(ctx.data) or args.split_study else None  # (split study: copies too)
         paper = paper_effects(args.number, reference, kind)
         differences = (
             split_study_differences(by_seed)

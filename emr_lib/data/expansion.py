@@ -15,6 +15,7 @@ no copy of a validation or test image can reach training.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,10 +25,17 @@ from .augment import Ops, fill_range, train_transform
 from .base import SampleDataset
 from .datasets import indices_of
 
-__all__ = ["PAPER_EXPANSION", "ExpandedDataset", "expand_dataset"]
+__all__ = ["PAPER_EXPANSION", "ExpandedDataset", "expand_dataset", "original_of"]
 
 # Bijie 770 -> 5720 and Sichuan 107 -> 804 images in the paper: about 7.4x.
 PAPER_EXPANSION = 5720 / 770
+COPY_SUFFIX = re.compile(r"__aug\d{2,}$")
+
+
+def original_of(name: str) -> str:
+    """The image an :class:`ExpandedDataset` name was copied from: ``<original>__augNN`` -> ``<original>``
+    (an original's own name is returned as it is). Copies of one image are not independent test images."""
+    return COPY_SUFFIX.sub("", name)
 
 
 class ExpandedDataset(SampleDataset):
@@ -57,7 +65,7 @@ class ExpandedDataset(SampleDataset):
         copies[np.random.default_rng(seed).permutation(n)[: (total - n) % n]] += 1
         # (original, its position in the split, copy number; 0 is the original itself)
         self.entries = [(name, i, j) for i, name in enumerate(self.train_names) for j in range(int(copies[i]) + 1)]
-        self.names = [name if j == 0 else f"{name}__aug{j:02d}" for name, _, j in self.entries]
+        self.names = [name if j == 0 else f"{name}__aug{j:02d}" for name, _, j in self.entries]  # see original_of
         self.operations: dict[str, Ops] = {}
         self._recipe = None
 

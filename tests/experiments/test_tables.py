@@ -86,7 +86,8 @@ def test_the_split_study_trains_table4s_ends_expanded_split_before_and_after_and
         per_image = {}
         for i in range(20):
             tp = int(300 * skill * rng.uniform(0.8, 1))
-            per_image[f"{prefix}{i}"] = [[3000, int(rng.integers(0, 60))], [300 - tp, tp]]
+            name = f"{prefix}{i}" if prefix == "s" or i < 10 else f"{prefix}{i % 10}__aug{i // 10:02d}"
+            per_image[name] = [[3000, int(rng.integers(0, 60))], [300 - tp, tp]]
         return {"test_per_image": per_image}
 
     by_seed = {
@@ -99,6 +100,16 @@ def test_the_split_study_trains_table4s_ends_expanded_split_before_and_after_and
     rows = split_study_differences(by_seed, resamples=300)
     assert [(r["timing"], r["seed"]) for r in rows] == [(t, s) for t in SPLIT_TIMINGS for s in (0, 1, "all")]
     assert all(r["paper_diff"] == pytest.approx(11.54) for r in rows)
+    # the leaky timing tests copies of 10 images: its bootstrap resamples those 10, not 20 "images"
+    assert {r["timing"]: r["n_scenes"] for r in rows} == {"split first": 20, "expanded first": 10}
+
+
+def test_a_split_study_test_image_counts_with_its_source_image_or_scene():
+    from emr_lib.experiments.tables import source_of
+
+    assert source_of("bijie-224.qx095__aug03") == source_of("bijie-224.qx095") == "bijie-224.qx095"
+    assert source_of("sichuan.Landslide025_y00000_x00160__aug12") == "sichuan.Landslide025"
+    assert source_of("sichuan.Landslide025_y00160_x00000") == "sichuan.Landslide025"
 
 
 @pytest.mark.slow
@@ -113,7 +124,9 @@ def test_the_split_study_trains_both_timings_and_only_the_leaky_one_tests_copies
         for row, spec in split_study_runs().items()
     }
     leaky, honest = records["baseline, expanded first"], records["baseline, split first"]
-    originals = lambda names: {name.split("__aug")[0] for name in names}  # noqa: E731
+    from emr_lib.data import original_of
+
+    originals = lambda names: {original_of(name) for name in names}  # noqa: E731
     splits = {
         key: (tmp_path / "runs" / "quick" / "ablation_baseline_leaky" / "splits" / f"{key}.txt").read_text().split()
         for key in ("train", "val")
