@@ -24,8 +24,9 @@ import numpy as np
 from .augment import Ops, fill_range, train_transform
 from .base import SampleDataset
 from .datasets import indices_of
+from .tiles import scene_of
 
-__all__ = ["PAPER_EXPANSION", "ExpandedDataset", "expand_dataset", "original_of"]
+__all__ = ["PAPER_EXPANSION", "ExpandedDataset", "copy_group", "expand_dataset", "original_of"]
 
 # Bijie 770 -> 5720 and Sichuan 107 -> 804 images in the paper: about 7.4x.
 PAPER_EXPANSION = 5720 / 770
@@ -36,6 +37,14 @@ def original_of(name: str) -> str:
     """The image an :class:`ExpandedDataset` name was copied from: ``<original>__augNN`` -> ``<original>``
     (an original's own name is returned as it is). Copies of one image are not independent test images."""
     return COPY_SUFFIX.sub("", name)
+
+
+def copy_group(name: str) -> str:
+    """What a split drawn after the expansion deals out as one: copy NN of a whole scene (all its tiles'
+    ``__augNN``), or of one image where it is no tile. Copies of one image then land on both sides, as in the
+    paper's split of its expanded 6524 images, but a scene is not cut in pieces: the paper split whole images."""
+    copy = COPY_SUFFIX.search(name)
+    return scene_of(original_of(name)) + (copy.group() if copy else "")
 
 
 class ExpandedDataset(SampleDataset):

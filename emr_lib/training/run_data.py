@@ -36,7 +36,7 @@ from ..data import (
     save_splits,
 )
 from ..data.augment import CenterRep, Compose, Resize, eval_transform, train_transform
-from ..data.expansion import ExpandedDataset, expand_dataset
+from ..data.expansion import ExpandedDataset, copy_group, expand_dataset
 from .profiles import TrainConfig
 from .runtime import Distributed
 
@@ -226,8 +226,8 @@ def run_datasets(config: TrainConfig, splits_out: str | Path | None = None) -> R
         description += f", expanded x{factor:.2f} before the split"
     if config.split_dir:
         splits = load_splits(config.split_dir)
-    elif config.split_after_expansion:
-        splits = make_splits(base.names, config.split_ratios, seed=config.split_seed)
+    elif config.split_after_expansion:  # copies dealt out one by one, scenes kept whole (copy_group)
+        splits = make_splits(base.names, config.split_ratios, seed=config.split_seed, group_of=copy_group)
     elif isinstance(base, CombinedDataset):  # each part split on its own, with the same ratios
         splits = {}
         for label in base.parts:

@@ -117,3 +117,14 @@ def test_a_tiled_part_of_several_datasets_keeps_each_scene_on_one_side_of_the_ab
     assert not scenes["train"] & scenes["val"]
     assert all(len([n for n in splits["val"] if scene_of(n) == s]) == 4 for s in scenes["val"])  # whole scenes
     assert scene_split(config.data) and not scene_split(str(plain))  # intervals resample the scenes too
+    # the split drawn after the expansion (the paper's leak, on purpose): copies of one tile on both sides,
+    # but each copy of a scene whole on one, as the paper split whole images
+    from emr_lib.data import copy_group, original_of
+
+    leaky = run_datasets(
+        get_config("quick", data=config.data, size=64, split_ratios=ABLATION_SPLIT, split_after_expansion=3.0)
+    ).splits
+    assert {original_of(n) for n in leaky["train"]} & {original_of(n) for n in leaky["val"]}
+    assert not {copy_group(n) for n in leaky["train"]} & {copy_group(n) for n in leaky["val"]}
+    assert copy_group("tiled.scene03_y00064_x00000__aug02") == "tiled.scene03__aug02"
+    assert copy_group("plain.0007") == "plain.0007" and copy_group("plain.0007__aug01") == "plain.0007__aug01"
