@@ -28,7 +28,7 @@ from .datasets import (
     is_bijie_layout,
     open_dataset,
 )
-from .expansion import PAPER_EXPANSION, ExpandedDataset, copy_group, expand_dataset, original_of
+from .expansion import PAPER_EXPANSION, ExpandedDataset, copy_group, expand_dataset, original_of, source_of
 from .io import DataError, DataNotFoundError, read_image, read_mask
 from .packed import PackedDataset, pack_dataset
 from .prepare import DATASET_GSD_M, dataset_kind, prepare_dataset, safe_extract
@@ -91,4 +91,5 @@ __all__ = [
     "expand_dataset",
     "original_of",
     "copy_group",
+    "source_of",
 ]

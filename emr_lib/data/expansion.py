@@ -26,7 +26,7 @@ from .base import SampleDataset
 from .datasets import indices_of
 from .tiles import scene_of
 
-__all__ = ["PAPER_EXPANSION", "ExpandedDataset", "copy_group", "expand_dataset", "original_of"]
+__all__ = ["PAPER_EXPANSION", "ExpandedDataset", "copy_group", "expand_dataset", "original_of", "source_of"]
 
 # Bijie 770 -> 5720 and Sichuan 107 -> 804 images in the paper: about 7.4x.
 PAPER_EXPANSION = 5720 / 770
@@ -39,12 +39,18 @@ def original_of(name: str) -> str:
     return COPY_SUFFIX.sub("", name)
 
 
+def source_of(name: str) -> str:
+    """The scene an expanded name's image was cut from (a tile's copy counts with its scene, an untiled image is
+    its own): the unit a bootstrap over a leaky split's test images resamples."""
+    return scene_of(original_of(name))
+
+
 def copy_group(name: str) -> str:
     """What a split drawn after the expansion deals out as one: copy NN of a whole scene (all its tiles'
     ``__augNN``), or of one image where it is no tile. Copies of one image then land on both sides, as in the
     paper's split of its expanded 6524 images, but a scene is not cut in pieces: the paper split whole images."""
     copy = COPY_SUFFIX.search(name)
-    return scene_of(original_of(name)) + (copy.group() if copy else "")
+    return source_of(name) + (copy.group() if copy else "")
 
 
 class ExpandedDataset(SampleDataset):

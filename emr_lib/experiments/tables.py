@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data import dataset_kind, scene_of
-from ..data.expansion import PAPER_EXPANSION, original_of
+from ..data.expansion import PAPER_EXPANSION, source_of
 from ..evaluation.uncertainty import bootstrap_interval, by_unit, paired_differences
 from ..models import list_models
 from .paper import TABLE3, TABLE4, TABLE5, comparison_table, side_by_side
@@ -51,7 +51,6 @@ __all__ = [
     "SPLIT_TIMINGS",
     "split_study_runs",
     "split_study_differences",
-    "source_of",
 ]
 
 # the paper's 4:1 split for Tables 4 and 5: training and one held-out part
@@ -185,18 +184,12 @@ def split_study_runs(data: str | None = None) -> dict[str, RunSpec]:
     return specs
 
 
-def source_of(name: str) -> str:
-    """What a test image of the split study counts as: the scene its source was cut from (copies of one
-    image, tiles of one scene, are one unit; a Bijie image is its own)."""
-    return scene_of(original_of(name))
-
-
 def split_study_differences(records_by_seed: dict[int, dict[str, dict]], resamples: int = 10_000) -> list[dict]:
     """The full model minus the baseline under each split timing (each timing has its own test images, so
     the rows pair within a timing only), per seed and pooled, beside the paper's +11.54.
 
-    The intervals resample :func:`source_of` units: the split drawn after the expansion tests copies of one
-    image side by side, and they are not independent evidence."""
+    The intervals resample :func:`~emr_lib.data.source_of` units: the split drawn after the expansion tests
+    copies of one image side by side, and they are not independent evidence."""
     rows = []
     for timing in SPLIT_TIMINGS:
         full, base = f"+DEMA+RMA+CenterRep, {timing}", f"baseline, {timing}"

@@ -48,3 +48,11 @@ def test_expansion_applies_the_training_recipe_and_records_what_it_drew():
     same, same_mask, same_ops = recipe.apply(*dataset.read(0), np.random.default_rng([4, 0, 1]))
     assert np.array_equal(image, same) and np.array_equal(mask, same_mask) and ops == same_ops
     assert expanded.manifest()["files"][0] == {"file": "synthetic_00000.png", "source": "synthetic_00000", "ops": []}
+
+
+def test_a_copy_counts_with_its_source_image_or_scene():
+    from emr_lib.data import source_of
+
+    assert source_of("bijie-224.qx095__aug03") == source_of("bijie-224.qx095") == "bijie-224.qx095"
+    assert source_of("sichuan.Landslide025_y00000_x00160__aug12") == "sichuan.Landslide025"
+    assert source_of("sichuan.Landslide025_y00160_x00000") == "sichuan.Landslide025"

@@ -104,14 +104,6 @@ def test_the_split_study_trains_table4s_ends_expanded_split_before_and_after_and
     assert {r["timing"]: r["n_scenes"] for r in rows} == {"split first": 20, "expanded first": 10}
 
 
-def test_a_split_study_test_image_counts_with_its_source_image_or_scene():
-    from emr_lib.experiments.tables import source_of
-
-    assert source_of("bijie-224.qx095__aug03") == source_of("bijie-224.qx095") == "bijie-224.qx095"
-    assert source_of("sichuan.Landslide025_y00000_x00160__aug12") == "sichuan.Landslide025"
-    assert source_of("sichuan.Landslide025_y00160_x00000") == "sichuan.Landslide025"
-
-
 @pytest.mark.slow
 def test_the_split_study_trains_both_timings_and_only_the_leaky_one_tests_copies_of_training_images(tmp_path):
     from emr_lib.experiments.tables import split_study_differences, split_study_runs
