@@ -6,11 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..data import (
-    DataError,
-    dataset_kind,
-    scene_of,
-)
+from ..data import DataError, dataset_kind, scene_of, source_of
 from ..evaluation.inference import evaluate, scale_curve
 from ..evaluation.metrics import format_metrics
 from ..evaluation.uncertainty import CompareError, compare_runs, paired_differences, seed_summary
@@ -216,7 +212,8 @@ def _cmd_table(args: argparse.Namespace) -> None:
     print(table_markdown(result["rows"]))
     if len(specs) > 1 and (len(seeds) > 1 or args.save):
         spread = seed_summary({row: {s: by_seed[s][row] for s in seeds} for row in specs}, label="row")
-        unit_of = scene_of if scene_split(ctx.data) or args.split_study else None  # (split study: copies too)
+        # what the intervals resample: tiles count with their scene, and in the split study copies with theirs
+        unit_of = source_of if args.split_study else scene_of if scene_split(ctx.data) else None
         paper = paper_effects(args.number, reference, kind)
         differences = (
             split_study_differences(by_seed)

@@ -81,7 +81,9 @@ def test_a_split_after_expansion_puts_copies_of_one_image_on_both_sides_and_only
     from emr_lib.training.run_data import run_datasets
 
     honest = run_datasets(get_config("quick", synthetic_n=20, split_ratios={"train": 0.8, "val": 0.2}))
-    originals = lambda names: {name.split("__aug")[0] for name in names}  # noqa: E731
+    from emr_lib.data import original_of
+
+    originals = lambda names: {original_of(name) for name in names}  # noqa: E731
     assert not originals(honest.splits["train"]) & originals(honest.splits["val"])
     leaky_config = get_config(
         "quick", synthetic_n=20, split_ratios={"train": 0.8, "val": 0.2}, split_after_expansion=3.0
