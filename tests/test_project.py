@@ -355,6 +355,8 @@ def test_the_epoch_chosen_on_test_images_is_measured_from_the_records_best_and_l
     assert "per seed: +1.00" in summary  # the full model gains 2.00, the baseline 1.00
     assert "Bijie + Sichuan" not in summary
     record("bijie+sichuan_ablation_baseline", 0.60, 0.70)  # the paper's combination: told apart from Bijie
+    record("bijie+sichuan_ablation_baseline_leaky", 0.60, 0.90)  # the split study's runs: another design
+    record("bijie+sichuan_ablation_dema_rma_centerrep_expanded-seed1", 0.60, 0.90)
     summary = selection_summary(tmp_path)
     assert "over the 2 committed Table 4-5 runs on Bijie;" in summary
     assert summary.endswith(
