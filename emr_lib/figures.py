@@ -80,16 +80,22 @@ class Table:
 
 
 RUN_PROVENANCE = ("seed", "commit")  # per-row columns of tables built from run records
+RUN_MACHINE = "device"  # and, where the rows carry it, the machine each run trained on (its record's device)
 
 
 def _runs_footer(rows: list[dict], columns: list[str]) -> str:
-    """``Runs: seed 0 at commit abc (rows a, b); ...`` when the rows come from runs, else nothing."""
+    """``Runs trained: seed 0 at commit abc on cpu (x86_64, 2 threads): a, b; ...`` when the rows come from
+    runs, else nothing."""
     if not set(RUN_PROVENANCE) <= set(columns):
         return ""
     groups: dict[tuple, list[str]] = {}
     for row in rows:
-        groups.setdefault((row.get("seed"), row.get("commit")), []).append(str(row.get(columns[0])))
-    parts = [f"seed {seed} at commit {commit} ({', '.join(labels)})" for (seed, commit), labels in groups.items()]
+        key = (row.get("seed"), row.get("commit"), row.get(RUN_MACHINE))
+        groups.setdefault(key, []).append(str(row.get(columns[0])))
+    parts = [
+        f"seed {seed} at commit {commit}{f' on {machine}' if machine else ''}: {', '.join(labels)}"
+        for (seed, commit, machine), labels in groups.items()
+    ]
     return f"_Runs trained: {'; '.join(parts)}._\n\n"
 
 
@@ -142,14 +148,14 @@ class FigureStore:
     ) -> Table:
         """Save ``rows`` as ``<name>.md`` and ``<name>.csv``; return the :class:`Table` (a notebook renders it).
 
-        Rows of runs carry ``seed`` and ``commit``: the CSV keeps them as columns, the markdown
+        Rows of runs carry ``seed``, ``commit`` and ``device``: the CSV keeps them as columns, the markdown
         (and the notebook) shows them once, in a footer line, to keep the table readable.
         """
         if data is not None:  # rows of other data than the store's: say so in the footer and manifest
             return dataclasses.replace(self, data_label=data).save_table(rows, name, columns, caption, floatfmt)
         columns = columns or list(rows[0])
         from_runs = set(RUN_PROVENANCE) <= set(columns)  # else a seed column is the rows' key (differences)
-        shown = [c for c in columns if not (from_runs and c in RUN_PROVENANCE)]
+        shown = [c for c in columns if not (from_runs and c in (*RUN_PROVENANCE, RUN_MACHINE))]
         self.folder.mkdir(parents=True, exist_ok=True)
         table = Table(rows, shown, floatfmt, caption)
         header = f"{caption}\n\n" if caption else ""

@@ -60,14 +60,19 @@ def test_saved_tables_render_in_notebooks_instead_of_printing_a_string(tmp_path)
 def test_tables_of_runs_keep_each_rows_seed_and_commit(tmp_path):
     store = figures.FigureStore(tmp_path, "99_test", "workshop", "bijie-224")
     rows = [
-        {"model": "hrnet", "mIoU": 85.0, "seed": 0, "commit": "abc"},
-        {"model": "emr_hrnet", "mIoU": 84.5, "seed": 0, "commit": "def"},
+        {"model": "hrnet", "mIoU": 85.0, "seed": 0, "commit": "abc", "device": "cpu"},
+        {"model": "emr_hrnet", "mIoU": 84.5, "seed": 0, "commit": "def", "device": "cuda (H100)"},
+        {"model": "unet", "mIoU": 80.0, "seed": 0, "commit": "abc", "device": "cpu"},
     ]
     table = store.save_table(rows, "99_runs")
-    assert "commit" not in table.columns and "| hrnet | 85.00 |" in table.markdown
+    assert table.columns == ["model", "mIoU"] and "| hrnet | 85.00 |" in table.markdown
     markdown = (tmp_path / "99_runs.md").read_text()
-    assert "_Runs trained: seed 0 at commit abc (hrnet); seed 0 at commit def (emr_hrnet)._" in markdown
-    assert (tmp_path / "99_runs.csv").read_text().splitlines()[1] == "hrnet,85.0,0,abc"
+    footer = "_Runs trained: seed 0 at commit abc on cpu: hrnet, unet; seed 0 at commit def on cuda (H100): emr_hrnet._"
+    assert footer in markdown  # each run's commit and machine, told once per group
+    assert (tmp_path / "99_runs.csv").read_text().splitlines()[1] == "hrnet,85.0,0,abc,cpu"
+    without_machine = [{k: v for k, v in row.items() if k != "device"} for row in rows[:1]]
+    store.save_table(without_machine, "99_older")  # rows of records made before the machine was kept
+    assert "_Runs trained: seed 0 at commit abc: hrnet._" in (tmp_path / "99_older.md").read_text()
     differences = [
         {"row": "emr_hrnet", "seed": 0, "mIoU_diff": -1.0},
         {"row": "emr_hrnet", "seed": "all", "mIoU_diff": 0.5},

@@ -122,6 +122,7 @@ def side_by_side(records: dict[str, dict], paper: dict[str, dict[str, float]] | 
                 "train_min": record["wall_time_s"] / 60,
                 "seed": record.get("seed"),  # provenance of the row's run (the CSV keeps it, see figures.py)
                 "commit": record.get("commit"),
+                "device": record.get("device"),  # the machine it trained on
             }
         )
         rows.append(row)

@@ -261,6 +261,7 @@ def _table4_rows(records: dict[str, dict]) -> list[dict]:
             "params_M": record["parameters"] / 1e6,
             "seed": record.get("seed"),
             "commit": record.get("commit"),
+            "device": record.get("device"),  # the machine it trained on
         }
         for row, record in records.items()
     ]

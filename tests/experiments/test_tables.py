@@ -38,9 +38,10 @@ def test_run_table_passes_each_spec_to_the_runner_and_rows_sit_beside_the_paper(
         ("ablation_rma", "emr_hrnet", {"dema": False, "rma": True}, {"centerrep": 0.0, "split_ratios": ABLATION_SPLIT})
     ]
     records["+RMA"] |= {"parameters": 2_000_000, "epochs_run": 3, "wall_time_s": 60, "seed": 1, "commit": "abc"}
+    records["+RMA"]["device"] = "cpu (x86_64, 2 threads)"
     (row,) = table_rows(4, records)
     expected = {"configuration": "+RMA", "mIoU": 50.0, "paper_mIoU": 62.35, "F1": 50.0, "params_M": 2.0}
-    assert row == {**expected, "seed": 1, "commit": "abc"}  # each row says which run made it
+    assert row == {**expected, "seed": 1, "commit": "abc", "device": "cpu (x86_64, 2 threads)"}  # which run made it
     (row,) = table_rows(2, {"pspnet": records["+RMA"]}, "sichuan")  # Table 3 on Sichuan data
     assert row["paper_mIoU"] == 59.02
     per_image = {f"img{i}": [[900 - i, 10 + i], [20, 60 + 3 * i]] for i in range(12)}
