@@ -177,15 +177,17 @@ CLAIM_REFERENCES = {2: "hrnet", 3: "hrnet", 4: "baseline", 5: "dema"}
 
 
 def _saved_stem(number: int, reference: str) -> str:
-    """``table4`` for the claim's reference, ``table4_vs_dema_rma`` for another (e.g. CenterRep's own share)."""
+    """``table4`` for the claim's reference, ``table4_vs_dema_rma`` for another (e.g. CenterRep's own share).
+    A split study's reference names its timing after a comma (``baseline, split first``): its Table 4 row counts."""
+    reference = reference.split(",")[0]
     if CLAIM_REFERENCES.get(number) == reference:
         return f"table{number}"
     return f"table{number}_vs_" + "_".join(part.lower() for part in reference.split("+") if part)
 
 
 def _cmd_table(args: argparse.Namespace) -> None:
-    if args.split_study and args.number != 4:
-        raise CLIError("--split-study is Table 4's: table 4 --split-study")
+    if args.split_study and (args.number != 4 or args.reference):
+        raise CLIError("--split-study pairs Table 4's ends per split timing, no --reference: table 4 --split-study")
     try:
         data = resolve_data(data_option(args.data))
         specs = split_study_runs(data) if args.split_study else table_runs(args.number, args.rows, data)
@@ -222,8 +224,9 @@ def _cmd_table(args: argparse.Namespace) -> None:
         )
         print(f"\nTest mIoU over seeds {seeds}:\n\n{table_markdown(spread)}")
         units = "images" if unit_of is None else "scenes"
+        versus = "the baseline of its split timing" if args.split_study else reference
         print(
-            f"\nEach row minus {reference}: per seed, a 95 % paired bootstrap interval over the test {units}; "
+            f"\nEach row minus {versus}: per seed, a 95 % paired bootstrap interval over the test {units}; "
             f"seed 'all', the mean over seeds with a 95 % two-level bootstrap interval (seeds, then test {units}); "
             "direction: better / worse / unresolved (the interval holds 0); paper_inside: whether the paper's own "
             "difference lies inside the interval:\n"
@@ -236,7 +239,7 @@ def _cmd_table(args: argparse.Namespace) -> None:
             stem = _saved_stem(args.number, reference) + data_suffix(ctx.data)  # Bijie + Sichuan beside Bijie
             stem += "_split_study" if args.split_study else ""
             store.save_table(spread, f"{stem}_seeds", caption=f"{caption}: test mIoU (%)")
-            store.save_table(differences, f"{stem}_differences", caption=f"{caption}: minus {reference}")
+            store.save_table(differences, f"{stem}_differences", caption=f"{caption}: minus {versus}")
             keep_records(Path(args.save) / "run_records", result["runs_by_seed"], by_seed)  # the tables' sources
             figures_root = project_root() / "figures"
             if Path(args.save).resolve().parent == figures_root.resolve():  # a committed profile folder: index it

@@ -231,6 +231,8 @@ def test_tables_saved_against_another_reference_keep_their_own_files():
 
     assert _saved_stem(4, "baseline") == "table4" and _saved_stem(5, "dema") == "table5"
     assert _saved_stem(4, "+DEMA+RMA") == "table4_vs_dema_rma"  # CenterRep's own share: not table4's claim
+    assert _saved_stem(4, "baseline, split first") == "table4"  # the split study's rows name their timing
+    assert main(["table", "4", "--split-study", "--reference", "baseline, split first"]) == 2  # pairs are fixed
 
 
 def test_resume_with_nothing_to_resume_says_so_and_trains_nothing(tmp_path, capsys):
