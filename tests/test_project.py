@@ -568,6 +568,7 @@ def test_the_split_studys_result_is_quoted_among_the_causes_once_committed(tmp_p
     (results / "table4_bijie_sichuan_split_study_differences.csv").write_text(header + one_seed)
     said = difference_causes(tmp_path)[0][1]
     assert "seed 0 only on Bijie + Sichuan" in said and "moves it by -1.10 points, against the paper's +11.54" in said
+    assert "the shift has no interval of its own" in said  # a difference of two unpaired differences
 
 
 def test_the_notebooks_import_ideas_from_a_few_public_names_not_the_plumbing():
