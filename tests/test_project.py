@@ -339,10 +339,11 @@ def test_the_epoch_chosen_on_test_images_is_measured_from_the_records_best_and_l
     from emr_lib.experiments.claims import selection_gains, selection_summary
     from emr_lib.workshop.ledger import render_ledger
 
-    def record(run, last, best, split="val"):
+    def record(run, last, best, split="val", **config):
         folder = tmp_path / "figures" / "workshop" / "run_records" / run
         folder.mkdir(parents=True)
         body = {"test_split": split, "test_metrics": {"mIoU": last}, "best_val_mIoU": best, "best_epoch": 30}
+        body["config"] = {"offline_expansion": 0.0, "split_after_expansion": 0.0, **config}
         (folder / "record.json").write_text(json.dumps(body))
 
     assert selection_summary(tmp_path).startswith("not measured")
@@ -355,8 +356,8 @@ def test_the_epoch_chosen_on_test_images_is_measured_from_the_records_best_and_l
     assert "per seed: +1.00" in summary  # the full model gains 2.00, the baseline 1.00
     assert "Bijie + Sichuan" not in summary
     record("bijie+sichuan_ablation_baseline", 0.60, 0.70)  # the paper's combination: told apart from Bijie
-    record("bijie+sichuan_ablation_baseline_leaky", 0.60, 0.90)  # the split study's runs: another design
-    record("bijie+sichuan_ablation_dema_rma_centerrep_expanded-seed1", 0.60, 0.90)
+    record("bijie+sichuan_ablation_baseline_leaky", 0.60, 0.90, split_after_expansion=7.4)  # the split study's
+    record("bijie+sichuan_ablation_dema_rma_centerrep_expanded-seed1", 0.60, 0.90, offline_expansion=7.4)
     summary = selection_summary(tmp_path)
     assert "over the 2 committed Table 4-5 runs on Bijie;" in summary
     assert summary.endswith(

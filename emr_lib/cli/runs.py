@@ -16,6 +16,7 @@ from ..experiments.tables import (
     run_table,
     split_study_differences,
     split_study_runs,
+    table4_row_of,
     table_rows,
     table_runs,
 )
@@ -177,9 +178,8 @@ CLAIM_REFERENCES = {2: "hrnet", 3: "hrnet", 4: "baseline", 5: "dema"}
 
 
 def _saved_stem(number: int, reference: str) -> str:
-    """``table4`` for the claim's reference, ``table4_vs_dema_rma`` for another (e.g. CenterRep's own share).
-    A split study's reference names its timing after a comma (``baseline, split first``): its Table 4 row counts."""
-    reference = reference.split(",")[0]
+    """``table4`` for the claim's reference (a split study's too), ``table4_vs_dema_rma`` for another one."""
+    reference = table4_row_of(reference)
     if CLAIM_REFERENCES.get(number) == reference:
         return f"table{number}"
     return f"table{number}_vs_" + "_".join(part.lower() for part in reference.split("+") if part)

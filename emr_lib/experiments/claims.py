@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..evaluation.uncertainty import format_interval
 from .paper import TABLE7
-from .tables import PAPER_COMBINATION, SPLIT_TIMINGS, combination_prefix, combination_suffix, paper_effects
+from .tables import PAPER_COMBINATION, combination_prefix, combination_suffix, paper_effects
 
 __all__ = [
     "COMBINED",
@@ -233,15 +233,15 @@ def selection_gains(root: Path, prefix: str = "ablation_") -> list[dict]:
     Tables 4-5's 4:1 split has no validation part, so a run's ``best_val_mIoU`` was measured on the very
     images it is tested on; it minus the last epoch's test mIoU (the same images, the same evaluation) is
     what "early stopping" on that split would have added. Runs whose folder name starts with ``prefix``,
-    less the split study's (:data:`~emr_lib.experiments.tables.SPLIT_TIMINGS`): they train another design
-    (6 epochs on expanded data), and their leaky timing tests other images.
+    less the split study's (their records' config expands the data): they train another design (6 epochs on
+    expanded data), and the leaky timing tests other images.
     """
-    split_study = tuple(f"_{tag}" for _, tag in SPLIT_TIMINGS.values())
     rows = []
     for path in sorted((root / RESULTS / "run_records").glob(f"{prefix}*/record.json")):
-        if re.sub(r"-seed\d+$", "", path.parent.name).endswith(split_study):
-            continue
         record = json.loads(path.read_text())
+        config = record.get("config") or {}
+        if config.get("offline_expansion") or config.get("split_after_expansion"):
+            continue
         if record.get("test_split") != "val" or record.get("best_val_mIoU") is None:
             continue
         last, best = 100 * record["test_metrics"]["mIoU"], 100 * record["best_val_mIoU"]

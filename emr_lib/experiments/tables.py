@@ -47,6 +47,7 @@ __all__ = [
     "run_table",
     "table_rows",
     "table4_run_name",
+    "table4_row_of",
     "paper_effects",
     "SPLIT_TIMINGS",
     "split_study_runs",
@@ -174,13 +175,22 @@ SPLIT_TIMINGS = {"split first": ("offline_expansion", "expanded"), "expanded fir
 SPLIT_STUDY_EPOCHS = 6
 
 
+TIMING_SEPARATOR = ", "  # a split study's row label: "<Table 4 row>, <timing>"
+
+
+def table4_row_of(label: str) -> str:
+    """The Table 4 row of a row label: itself, or a split study's (``baseline, split first`` -> ``baseline``)."""
+    return label.split(TIMING_SEPARATOR)[0]
+
+
 def split_study_runs(data: str | None = None) -> dict[str, RunSpec]:
     """The runs of the split study: ``"<Table 4 row>, <timing>"`` for the baseline and the full model."""
     specs = {}
     for timing, (setting, tag) in SPLIT_TIMINGS.items():
         for row, spec in table_runs(4, ["baseline", "+DEMA+RMA+CenterRep"], data).items():
             overrides = {**spec.overrides, setting: PAPER_EXPANSION, "augment": False, "epochs": SPLIT_STUDY_EPOCHS}
-            specs[f"{row}, {timing}"] = RunSpec(f"{spec.name}_{tag}", spec.model, spec.options, overrides)
+            label = f"{row}{TIMING_SEPARATOR}{timing}"
+            specs[label] = RunSpec(f"{spec.name}_{tag}", spec.model, spec.options, overrides)
     return specs
 
 
@@ -256,7 +266,7 @@ def _table4_rows(records: dict[str, dict]) -> list[dict]:
         {
             "configuration": row,
             "mIoU": 100 * record["test_metrics"]["mIoU"],
-            "paper_mIoU": TABLE4[row.split(",")[0]][1],  # a split study row: its Table 4 row's
+            "paper_mIoU": TABLE4[table4_row_of(row)][1],
             "F1": 100 * record["test_metrics"]["F1"],
             "params_M": record["parameters"] / 1e6,
             "seed": record.get("seed"),
