@@ -1,6 +1,6 @@
 """Command line: ``python -m emr_lib <command> --help``.
 
-One module per group of commands: :mod:`.runs` (train, evaluate, table, compare),
+One module per group of commands: :mod:`.runs` (train, evaluate, table, compare), :mod:`.workshop`,
 :mod:`.tools` (pipeline, site, study, efficiency), :mod:`.data` and :mod:`.mapping`
 (map, export); each adds its
 commands to the parser and maps a user's mistake to one clear line (:class:`CLIError`).
@@ -14,7 +14,7 @@ from ..data import DataError
 from ..models import PretrainedWeightsError
 from ..training.checkpoints import CheckpointError
 from ..training.runs import RunFolderError
-from . import data, mapping, runs, tools
+from . import data, mapping, runs, tools, workshop
 from .common import CLIError, Parser
 
 __all__ = ["main", "build_parser", "CLIError"]
@@ -27,7 +27,7 @@ def build_parser() -> Parser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
 
-    for module in (runs, tools, data, mapping):
+    for module in (runs, workshop, tools, data, mapping):
         module.add(commands)
     return parser
 

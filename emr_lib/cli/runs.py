@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from functools import partial
 from pathlib import Path
 
 from ..data import DataError, dataset_kind, scene_of, source_of
@@ -30,8 +31,6 @@ from ..training.profiles import PROFILES, TrainConfig, apply_overrides, get_conf
 from ..training.run_data import run_datasets, scene_split
 from ..training.runs import data_names, keep_records, run_or_reuse
 from ..training.runtime import select_device
-from ..workshop.pack import EPISODES, describe, episode_runs, pack_runs, reuse_check, unpack_runs
-from ..workshop.times import workshop_params
 from .common import DATA_HELP, DEVICE_HELP, MULTI_DATA_HELP, PROFILE_HELP, CLIError, data_option, in_range
 
 
@@ -205,7 +204,7 @@ def _cmd_table(args: argparse.Namespace) -> None:
     by_seed, result = {}, {"seeds": seeds, "runs_by_seed": {}}
     for seed in seeds:
         ctx = _table_context(args, seed)
-        by_seed[seed] = run_table(ctx.run, specs)
+        by_seed[seed] = run_table(partial(ctx.run, progress=not args.no_progress), specs)
         result["runs_by_seed"][seed] = {row: str(ctx.run_dir(spec.name)) for row, spec in specs.items()}
     result["runs"] = result["runs_by_seed"][seeds[0]]
     kind = None if ctx.data == "synthetic" else dataset_kind(ctx.data)
@@ -338,7 +337,7 @@ def _add_table(commands) -> None:
     """``table``: a paper table from its declared runs."""
     table = commands.add_parser(
         "table",
-        help="rebuild the paper's Table 2, 4 or 5: run (or reuse) its runs and print it beside the paper's",
+        help="rebuild the paper's Table 2, 3, 4 or 5: run (or reuse) its runs and print it beside the paper's",
         description="Run or reuse the runs behind a table (emr_lib/experiments/tables.py) in the notebooks' "
         "runs folder, "
         "so runs made by notebooks 04-06 are reused, and print the table beside the paper's.",
@@ -375,6 +374,7 @@ def _add_table(commands) -> None:
     table.add_argument("--out", help="runs folder (default: runs/notebooks in the project, the notebooks')")
     table.add_argument("--output-dir", dest="out", help=argparse.SUPPRESS)  # the old name, still accepted
     table.add_argument("--json", help="also write the rows and their run folders to this JSON file")
+    table.add_argument("--no-progress", action="store_true", help="no progress bars (log lines only)")
     table.set_defaults(func=_cmd_table)
 
 
@@ -394,57 +394,6 @@ def _add_compare(commands) -> None:
     compare.set_defaults(func=_cmd_compare)
 
 
-def _cmd_workshop(args: argparse.Namespace) -> None:
-    runs_root = Path(args.runs) if args.runs else project_root() / "runs" / "notebooks"
-    if args.action == "pack":
-        episodes = [e.strip().zfill(2) for part in args.only or [",".join(EPISODES)] for e in part.split(",")]
-        unknown = sorted(set(episodes) - set(EPISODES))
-        if unknown:
-            raise CLIError(f"--only {','.join(unknown)}: the episodes with runs are {', '.join(EPISODES)}")
-        params = workshop_params(project_root())  # the notebooks' own defaults
-        wanted = episode_runs(episodes, args.models or params["models"], args.tables or params["tables"], args.seed)
-        manifest = pack_runs(args.archive, runs_root, args.profile, wanted)
-        print(describe(manifest, runs_root))
-        print(
-            f"packed into {args.archive}; on each learner's machine: python -m emr_lib workshop unpack {args.archive}"
-        )
-        return
-    if not Path(args.archive).is_file():
-        raise CLIError(f"{args.archive} does not exist: copy the instructor's archive here first")
-    try:
-        manifest = unpack_runs(args.archive, runs_root)
-    except (ValueError, OSError) as err:
-        raise CLIError(str(err)) from err
-    print(describe(manifest, runs_root))
-    data = resolve_data(args.data)
-    problems = reuse_check(manifest, runs_root, data, project_root())
-    for problem in problems:
-        print(f"WARN  {problem}")
-    if not problems:
-        print(f"every ready run will be reused by notebooks of profile {manifest['profile']} on {Path(data).name}")
-
-
-def _add_workshop(commands) -> None:
-    """``workshop pack|unpack``: hand the pre-run runs of a workshop to the learners."""
-    workshop = commands.add_parser(
-        "workshop",
-        help="pack the runs a workshop's episodes need into one zip, or unpack it where the notebooks look",
-        description="pack: gather the runs episodes 04-09 will ask for (at the given notebook parameters) "
-        "from the runs folder into ARCHIVE, with a manifest. unpack: put them into the runs folder and "
-        "say which are ready, which resume and which are missing.",
-    )
-    workshop.add_argument("action", choices=["pack", "unpack"])
-    workshop.add_argument("archive", help="the zip file to write (pack) or read (unpack)")
-    workshop.add_argument("--profile", default="workshop", choices=list(PROFILES), help=PROFILE_HELP)
-    workshop.add_argument("--only", nargs="+", metavar="NN", help="pack: only these episodes, e.g. --only 04,05")
-    workshop.add_argument("--models", help="pack: notebook 05's models parameter (default: the workshop's)")
-    workshop.add_argument("--tables", help="pack: notebook 06's tables parameter (default: the workshop's)")
-    workshop.add_argument("--seed", type=int, default=0, help="pack: the notebooks' seed parameter (default 0)")
-    workshop.add_argument("--runs", help="runs folder (default: runs/notebooks in the project, the notebooks')")
-    workshop.add_argument("--data", help="unpack: the data the notebooks will use (default: the notebooks' rule)")
-    workshop.set_defaults(func=_cmd_workshop)
-
-
 def add(commands) -> None:
-    for add_command in (_add_train, _add_evaluate, _add_table, _add_compare, _add_workshop):
+    for add_command in (_add_train, _add_evaluate, _add_table, _add_compare):
         add_command(commands)
