@@ -454,6 +454,25 @@ def test_table4s_status_is_the_papers_combination_when_committed_with_bijie_alon
     assert "on Bijie + Sichuan (the paper's data combination)" in ledger and "| baseline | 0 | 76.43 | - |" in ledger
 
 
+def test_table3s_status_adds_emr_hrnet_against_se_unet_when_that_pair_is_saved(tmp_path):
+    import shutil
+
+    from emr_lib.experiments.claims import claim_statuses
+
+    results = tmp_path / "figures" / "workshop"
+    results.mkdir(parents=True)
+    shutil.copy2(REPO / "figures" / "workshop" / "table3_differences.csv", results)
+    against_hrnet = claim_statuses(tmp_path)["table3"]
+    assert "SE-UNet" not in against_hrnet
+    header = "row,versus,seed,mIoU_diff,ci_low,ci_high,n_seeds,n_scenes,direction,paper_diff,paper_inside\n"
+    pairs = "hrnet,se_unet,0,1.0,0.1,2.0,1,8,better,,\nemr_hrnet,se_unet,0,-1.20,-3.40,0.90,1,8,unresolved,8.51,False\n"
+    (results / "table3_vs_se_unet_differences.csv").write_text(header + pairs)
+    status = claim_statuses(tmp_path)["table3"]
+    assert status.startswith(against_hrnet + ". Against SE-UNet (seed 0, 95 % paired bootstrap over its 8 test scenes")
+    said = "EMR-HRNet minus SE-UNet -1.20 [-3.40, +0.90] unresolved; the paper's +8.51 lies outside that interval"
+    assert status.endswith(said)
+
+
 def test_table1s_status_comes_from_notebook_01s_table_and_table5_has_a_word_for_blocks_that_disagree(tmp_path):
     from emr_lib.experiments.claims import claim_statuses
 
