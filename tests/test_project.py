@@ -468,9 +468,12 @@ def test_table3s_status_adds_emr_hrnet_against_se_unet_when_that_pair_is_saved(t
     pairs = "hrnet,se_unet,0,1.0,0.1,2.0,1,8,better,,\nemr_hrnet,se_unet,0,-1.20,-3.40,0.90,1,8,unresolved,8.51,False\n"
     (results / "table3_vs_se_unet_differences.csv").write_text(header + pairs)
     status = claim_statuses(tmp_path)["table3"]
-    assert status.startswith(against_hrnet + ". Against SE-UNet (seed 0, 95 % paired bootstrap over its 8 test scenes")
+    assert status.startswith(against_hrnet + ". Against SE-UNet (seed 0, 95 % paired bootstrap over 8 test scenes")
     said = "EMR-HRNet minus SE-UNet -1.20 [-3.40, +0.90] unresolved; the paper's +8.51 lies outside that interval"
     assert status.endswith(said)
+    pooled = "emr_hrnet,se_unet,all,2.00,-1.00,5.00,3,36,unresolved,8.51,False\n"  # seeds testing their own folds
+    (results / "table3_vs_se_unet_differences.csv").write_text(header + pairs + pooled)
+    assert "SE-UNet (3 seeds, 95 % bootstrap over seeds, then over 36 test scenes" in claim_statuses(tmp_path)["table3"]
 
 
 def test_table1s_status_comes_from_notebook_01s_table_and_table5_has_a_word_for_blocks_that_disagree(tmp_path):

@@ -192,19 +192,19 @@ def _claim_status(root: Path, number: int, one_seed: str, suffix: str = "") -> s
 
 
 def _model_comparison_status(root: Path) -> str:
-    """Table 3's status: EMR-HRNet against HRNet over seeds, then against SE-UNet (the paper's +8.51) where
-    that pair is saved (``table 3 --rows se_unet emr_hrnet --reference se_unet --save``; SE-UNet trains once)."""
+    """Table 3's status: against HRNet over seeds, then against SE-UNet (the paper's +8.51) if that pair is saved."""
     status = _claim_status(root, 3, "implemented, not measured: no Table 3 runs are committed yet")
     pairs = [r for r in read_result(root, "table3_vs_se_unet_differences.csv") if r["row"] == "emr_hrnet"]
     if not pairs:
         return status
     r = ([p for p in pairs if p["seed"] == "all"] or pairs)[0]
-    over = f"seed {r['seed']}" if r["seed"] != "all" else f"{r['n_seeds']} seeds"
+    pooled = f"{r['n_seeds']} seeds, 95 % bootstrap over seeds, then over"
+    over = pooled if r["seed"] == "all" else f"seed {r['seed']}, 95 % paired bootstrap over"
     paper = f"; the paper's {float(r['paper_diff']):+.2f} lies {'inside' if r['paper_inside'] == 'True' else 'outside'}"
     return (
-        f"{status}. Against SE-UNet ({over}, 95 % paired bootstrap over its {r['n_scenes']} test scenes, "
-        f"`table3_vs_se_unet_differences.csv`): EMR-HRNet minus SE-UNet "
-        f"{format_interval(r['mIoU_diff'], r['ci_low'], r['ci_high'])} {r['direction']}{paper} that interval"
+        f"{status}. Against SE-UNet ({over} {r['n_scenes']} test scenes, `table3_vs_se_unet_differences.csv`): "
+        f"EMR-HRNet minus SE-UNet {format_interval(r['mIoU_diff'], r['ci_low'], r['ci_high'])} {r['direction']}"
+        f"{paper} that interval"
     )
 
 

@@ -94,9 +94,15 @@ def test_store_checked_outputs_through_the_cli_restores_cleared_outputs(tmp_path
     assert stored.cells[0].outputs == [] and stored.cells[2].outputs == []
 
 
-def test_table_runs_or_reuses_its_rows_and_prints_them_beside_the_paper(tmp_path, capsys, monkeypatch):
+@pytest.fixture(scope="module")
+def table4_runs(tmp_path_factory):
+    """One runs folder for the table tests: seed 0's two quick runs train once (CI's time)."""
+    return tmp_path_factory.mktemp("table4-runs")
+
+
+def test_table_runs_or_reuses_its_rows_and_prints_them_beside_the_paper(tmp_path, capsys, monkeypatch, table4_runs):
     args = ["table", "4", "--profile", "quick", "--data", "synthetic", "--rows", "baseline", "+DEMA"]
-    args += ["--out", str(tmp_path / "runs"), "--json", str(tmp_path / "t4.json")]
+    args += ["--out", str(table4_runs), "--json", str(tmp_path / "t4.json")]
     monkeypatch.delenv("EMR_HEADLESS", raising=False)  # a terminal's run: bars, unless --no-progress
     assert main([*args, "--no-progress"]) == 0
     out, err = capsys.readouterr()
@@ -112,7 +118,7 @@ def test_table_runs_or_reuses_its_rows_and_prints_them_beside_the_paper(tmp_path
     assert main([*args, "--reference", "+RMA"]) == 2 and "--reference +RMA" in capsys.readouterr().err
 
 
-def test_table_over_seeds_gives_spread_and_paired_intervals(tmp_path, capsys):
+def test_table_over_seeds_gives_spread_and_paired_intervals(tmp_path, capsys, table4_runs):
     args = [
         "table",
         "4",
@@ -129,7 +135,7 @@ def test_table_over_seeds_gives_spread_and_paired_intervals(tmp_path, capsys):
     ]
     args += [
         "--output-dir",
-        str(tmp_path / "runs"),
+        str(table4_runs),  # seed 0's runs reused from the test above, where it ran first
         "--save",
         str(tmp_path / "figures"),
         "--json",
@@ -151,7 +157,7 @@ def test_table_over_seeds_gives_spread_and_paired_intervals(tmp_path, capsys):
     )
     for column in ("mIoU_diff", "ci_low", "ci_high", "n_seeds", "n_images", "direction"):
         assert pooled[0][column] != ""
-    assert (tmp_path / "runs" / "quick" / "ablation_dema-seed1" / "record.json").is_file()
+    assert (table4_runs / "quick" / "ablation_dema-seed1" / "record.json").is_file()
     assert "Runs trained" not in (tmp_path / "figures" / "table4_seeds.md").read_text()  # summaries, not runs
     assert (tmp_path / "figures" / "table4_differences.csv").read_text().startswith("row,versus,seed,mIoU_diff")
 

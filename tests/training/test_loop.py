@@ -84,7 +84,7 @@ def test_early_stopping(tmp_path):
 
 @pytest.mark.real_data
 def test_quick_profile_on_real_bijie(real_data, tmp_path):
-    record = train(get_config("quick", data=str(real_data / "bijie-224"), epochs=2), tmp_path, progress=False)
+    record = train(get_config("quick", data=str(real_data / "bijie-224"), epochs=1), tmp_path, progress=False)
     assert record["split"] == {"train": 462, "val": 154, "test": 154}
     assert record["test_metrics"]["accuracy"] > 0.5 and not math.isnan(record["test_metrics"]["mIoU"])
 
