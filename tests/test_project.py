@@ -412,16 +412,23 @@ def test_every_committed_footer_and_manifest_entry_names_a_notebook_that_exists_
     assert made_by and not wrong, f"made by a notebook that does not exist: {wrong}"
 
 
-def test_table4s_status_is_the_papers_combination_when_committed_with_bijie_alone_beside_it(tmp_path):
+def _results_folder(root, *committed: str):
+    """A project root's figures/workshop under ``root``, holding copies of these committed result files."""
     import shutil
 
+    results = root / "figures" / "workshop"
+    results.mkdir(parents=True)
+    for name in committed:
+        shutil.copy2(REPO / "figures" / "workshop" / name, results)
+    return results
+
+
+def test_table4s_status_is_the_papers_combination_when_committed_with_bijie_alone_beside_it(tmp_path):
     from emr_lib.experiments.claims import claim_statuses
     from emr_lib.experiments.tables import data_suffix
     from emr_lib.workshop.ledger import render_ledger
 
-    results = tmp_path / "figures" / "workshop"
-    results.mkdir(parents=True)
-    shutil.copy2(REPO / "figures" / "workshop" / "table4_differences.csv", results)
+    results = _results_folder(tmp_path, "table4_differences.csv")
     alone = claim_statuses(tmp_path)["table4"]
     assert "Bijie + Sichuan" not in alone
     suffix = data_suffix(f"{REPO / 'figures'},{tmp_path}")  # two folders trained as one
@@ -455,13 +462,9 @@ def test_table4s_status_is_the_papers_combination_when_committed_with_bijie_alon
 
 
 def test_table3s_status_adds_emr_hrnet_against_se_unet_when_that_pair_is_saved(tmp_path):
-    import shutil
-
     from emr_lib.experiments.claims import claim_statuses
 
-    results = tmp_path / "figures" / "workshop"
-    results.mkdir(parents=True)
-    shutil.copy2(REPO / "figures" / "workshop" / "table3_differences.csv", results)
+    results = _results_folder(tmp_path, "table3_differences.csv")
     against_hrnet = claim_statuses(tmp_path)["table3"]
     assert "SE-UNet" not in against_hrnet
     header = "row,versus,seed,mIoU_diff,ci_low,ci_high,n_seeds,n_scenes,direction,paper_diff,paper_inside\n"
