@@ -336,7 +336,7 @@ def test_table5s_status_quotes_each_committed_pair_with_its_interval_and_directi
 
 
 def test_the_epoch_chosen_on_test_images_is_measured_from_the_records_best_and_last(tmp_path):
-    from emr_lib.experiments.claims import selection_gains, selection_summary
+    from emr_lib.experiments.causes import selection_gains, selection_summary
     from emr_lib.workshop.ledger import render_ledger
 
     def record(run, last, best, split="val", **config):
@@ -479,6 +479,36 @@ def test_table3s_status_adds_emr_hrnet_against_se_unet_when_that_pair_is_saved(t
     assert "SE-UNet (3 seeds, 95 % bootstrap over seeds, then over 36 test scenes" in claim_statuses(tmp_path)["table3"]
 
 
+def test_centerreps_own_effect_joins_table4s_status_and_the_split_cause_once_its_pair_is_saved(tmp_path):
+    from emr_lib.experiments.causes import difference_causes
+    from emr_lib.experiments.claims import claim_statuses
+
+    results = _results_folder(tmp_path, "table4_differences.csv", "table4_bijie_sichuan_differences.csv")
+    before, cause = claim_statuses(tmp_path)["table4"], difference_causes(tmp_path)[0][1]
+    assert "CenterRep's own effect" not in before and "without the expansion" not in cause
+    header = "row,versus,seed,mIoU_diff,ci_low,ci_high,n_seeds,n_scenes,direction,paper_diff,paper_inside\n"
+    pair = "+DEMA+CenterRep,+DEMA,0,-1.50,-3.25,0.40,1,161,unresolved,6.66,False\n"
+    (results / "table4_vs_dema_bijie_sichuan_differences.csv").write_text(header + pair)
+    said = (
+        "on Bijie + Sichuan -1.50 [-3.25, +0.40] unresolved (seed 0, 95 % paired bootstrap over 161 test scenes "
+        "(each Bijie image counts as one); the paper's +6.66 lies outside that interval; "
+        "`table4_vs_dema_bijie_sichuan_differences.csv`)"
+    )
+    status = claim_statuses(tmp_path)["table4"]
+    assert status == f"{before}. CenterRep's own effect, +DEMA+CenterRep minus +DEMA: {said}"
+    cause = difference_causes(tmp_path)[0][1]
+    assert cause.endswith(f"without the expansion (CenterRep online, the split drawn first): {said}")
+    # Bijie's pair beside it, pooled over seeds; a row against another reference is not CenterRep's
+    bijie = "+DEMA+RMA,+DEMA,0,1.0,0.5,1.5,1,218,better,2.85,False\n"
+    bijie += "+DEMA+CenterRep,+DEMA,all,2.00,1.00,3.00,3,218,better,6.66,False\n"
+    (results / "table4_vs_dema_differences.csv").write_text(header.replace("n_scenes", "n_images") + bijie)
+    status = claim_statuses(tmp_path)["table4"]
+    assert status.endswith(
+        f"{said}; on Bijie +2.00 [+1.00, +3.00] better (3 seeds, 95 % bootstrap over seeds, then over 218 test "
+        "images; the paper's +6.66 lies outside that interval; `table4_vs_dema_differences.csv`)"
+    )
+
+
 def test_table1s_status_comes_from_notebook_01s_table_and_table5_has_a_word_for_blocks_that_disagree(tmp_path):
     from emr_lib.experiments.claims import claim_statuses
 
@@ -562,7 +592,7 @@ def test_the_layering_holds_data_and_models_stand_alone_gdal_stays_with_mapping_
 
 
 def test_the_cost_of_sichuans_input_per_epoch_comes_from_the_committed_records(tmp_path):
-    from emr_lib.experiments.claims import input_cost
+    from emr_lib.experiments.causes import input_cost
 
     assert input_cost(tmp_path) == []  # no records: nothing said
     for run, seconds in (("sichuan_hrnet", 400), ("sichuan_hrnet-seed1", 480), ("hrnet", 800), ("hrnet-seed1", 1200)):
@@ -574,7 +604,7 @@ def test_the_cost_of_sichuans_input_per_epoch_comes_from_the_committed_records(t
 
 
 def test_the_split_studys_result_is_quoted_among_the_causes_once_committed(tmp_path):
-    from emr_lib.experiments.claims import difference_causes
+    from emr_lib.experiments.causes import difference_causes
 
     said = difference_causes(tmp_path)[0][1]
     assert said.startswith("not measured yet") and "CenterRep's own +6.66 in the paper" in said  # 70.17 - 63.51

@@ -2,6 +2,7 @@
 transfer studies and the GPU study.
 """
 
+from .causes import difference_causes, input_cost, selection_gains, selection_summary
 from .claims import (
     COMBINED,
     COMBINED_LABEL,
@@ -10,14 +11,12 @@ from .claims import (
     RESULTS,
     SEED_CLAIMS,
     STATUSES,
+    centerrep_effect,
     claim_statuses,
-    difference_causes,
     footer_of,
-    input_cost,
     interval_units,
     placement_of,
     read_result,
-    selection_gains,
 )
 from .efficiency import (
     HRNET_FAMILY,
@@ -110,7 +109,9 @@ __all__ = [
     "read_result",
     "footer_of",
     "placement_of",
+    "centerrep_effect",
     "selection_gains",
+    "selection_summary",
     "COMBINED",
     "COMBINED_LABEL",
     "COMBINED_RUNS",

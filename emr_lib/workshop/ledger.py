@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..evaluation.uncertainty import direction, format_interval
+from ..experiments.causes import difference_causes, input_cost
 from ..experiments.claims import (
     COMBINED,
     COMBINED_LABEL,
@@ -22,9 +23,7 @@ from ..experiments.claims import (
     SEED_CLAIMS,
     STATUSES,
     claim_statuses,
-    difference_causes,
     footer_of,
-    input_cost,
     interval_units,
     placement_of,
     read_result,
