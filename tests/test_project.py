@@ -275,13 +275,14 @@ def test_no_notebook_carries_test_markers_and_every_episode_links_the_glossary()
 
 
 @pytest.mark.parametrize(
-    ("table", "reference", "folders", "seeds"),
+    ("table", "reference", "folders", "seeds", "saved"),
     [
-        (4, "baseline", {"baseline": "ablation_baseline", "+DEMA+RMA+CenterRep": "ablation_dema_rma_centerrep"}, 3),
-        (5, "dema", {"dema": "ablation_dema", **{b: f"ablation_block_{b}" for b in ("gam", "parnet", "cbam")}}, 1),
+        (4, "baseline", {"baseline": "ablation_baseline", "+DEMA+RMA+CenterRep": "ablation_dema_rma_centerrep"}, 3, ""),
+        (4, "+DEMA", {"+DEMA": "ablation_dema", "+DEMA+CenterRep": "ablation_dema_centerrep"}, 1, "_vs_dema"),
+        (5, "dema", {"dema": "ablation_dema", **{b: f"ablation_block_{b}" for b in ("gam", "parnet", "cbam")}}, 1, ""),
     ],
 )
-def test_the_committed_run_records_give_the_committed_differences(table, reference, folders, seeds):
+def test_the_committed_run_records_give_the_committed_differences(table, reference, folders, seeds, saved):
     import csv
 
     from emr_lib.evaluation.uncertainty import paired_differences
@@ -294,7 +295,7 @@ def test_the_committed_run_records_give_the_committed_differences(table, referen
         }
         for seed in range(seeds)
     }
-    committed = list(csv.DictReader((REPO / "figures" / "workshop" / f"table{table}_differences.csv").open()))
+    committed = list(csv.DictReader((REPO / "figures" / "workshop" / f"table{table}{saved}_differences.csv").open()))
     computed = paired_differences(by_seed, reference)
     assert [(str(row["seed"]), row["row"]) for row in computed] == [(row["seed"], row["row"]) for row in committed]
     for ours, theirs in zip(computed, committed):
