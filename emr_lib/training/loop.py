@@ -54,7 +54,7 @@ from .checkpoints import (
 )
 from .profiles import TrainConfig
 from .recipe import lr_at, make_optimizer, segmentation_loss
-from .run_data import RunDatasets, cached_views, run_datasets
+from .run_data import RunDatasets, cached_views, run_datasets, shrink_notes
 from .runtime import (
     Distributed,
     Precision,
@@ -281,6 +281,8 @@ def train(
     n_params = count_parameters(model)
     if ctx.main and state.epoch == 0:
         _EpochReport.first_line(config, n_params, device, (len(train_set), len(val_set), len(test_set)))
+        for note in shrink_notes(config):  # said before hours of training on scenes shrunk too far
+            print(note)
     # taken once, before training: the code (commit) that trains is the one loaded now, even
     # if the checkout moves on while a long run is going
     run_provenance = provenance(device)

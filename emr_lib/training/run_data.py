@@ -40,7 +40,10 @@ from ..data.expansion import ExpandedDataset, copy_group, expand_dataset
 from .profiles import TrainConfig
 from .runtime import Distributed
 
-__all__ = ["RunDatasets", "run_datasets", "open_base", "model_gsd", "cached_views", "scene_split"]
+__all__ = ["RunDatasets", "run_datasets", "open_base", "model_gsd", "cached_views", "scene_split", "shrink_notes"]
+
+# a prepared image at least this many times the run's input side loses most of a small landslide's pixels
+SHRINK_NOTE_FACTOR = 3
 
 # decoded training and validation images kept in memory up to this size (TrainConfig.cache_images)
 CACHE_LIMIT_BYTES = 2 * 1024**3
@@ -65,6 +68,30 @@ def scene_split(data: str) -> bool:
     scene whole, and its test results are resampled by scene (:func:`emr_lib.evaluation.uncertainty.by_unit`)."""
     parts = [Path(part).expanduser() for part in data_parts(data) if part != "synthetic"]
     return any(part.exists() and open_dataset(part).group_of is not None for part in parts)
+
+
+def shrink_notes(config: TrainConfig) -> list[str]:
+    """A note for each prepared dataset of ``config.data`` whose images (as its ``manifest.json`` says: the
+    tile, else the resized size, else the largest original) are at least :data:`SHRINK_NOTE_FACTOR` times the
+    run's input side: resized that much, a small landslide keeps few pixels, and another preparation helps."""
+    notes = []
+    for part in data_parts(config.data):
+        manifest = Path(part).expanduser() / "manifest.json"
+        if part == "synthetic" or not manifest.is_file():
+            continue
+        held = json.loads(manifest.read_text())
+        side = (held.get("tiling") or {}).get("tile") or (held.get("resized") or {}).get("size")
+        sizes = [int(n) for size in held.get("source_sizes") or {} for n in size.split("x")]
+        side = side or max(sizes, default=0)
+        if side >= SHRINK_NOTE_FACTOR * config.size:
+            fix = "--size 480 --tile 160" if held.get("dataset") == "sichuan" else f"--size {config.size}"
+            notes.append(
+                f"note: {part} holds images of {side} px, resized to {config.size} px for this run "
+                f"({side / config.size:.1f} times smaller a side: a small landslide keeps few pixels); "
+                f"`python -m emr_lib data prepare {held.get('dataset', 'DATASET')} SRC DEST {fix}` prepares "
+                "the workshop's input (data/README.md)"
+            )
+    return notes
 
 
 def open_base(config: TrainConfig) -> tuple[SampleDataset, str]:

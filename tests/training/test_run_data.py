@@ -130,3 +130,25 @@ def test_a_tiled_part_of_several_datasets_keeps_each_scene_on_one_side_of_the_ab
     assert not {copy_group(n) for n in leaky["train"]} & {copy_group(n) for n in leaky["val"]}
     assert copy_group("tiled.scene03_y00064_x00000__aug02") == "tiled.scene03__aug02"
     assert copy_group("plain.0007") == "plain.0007" and copy_group("plain.0007__aug01") == "plain.0007__aug01"
+
+
+def test_a_run_on_prepared_images_much_larger_than_its_input_says_how_to_prepare_them(tmp_path):
+    import json
+
+    from emr_lib.training.run_data import shrink_notes
+
+    scenes, tiles, plain = tmp_path / "scenes", tmp_path / "tiles", tmp_path / "plain"
+    held = {
+        scenes: {"dataset": "sichuan", "source_sizes": {"1024x1024": 36}},  # prepared without --size or --tile
+        tiles: {"dataset": "sichuan", "resized": {"size": 480}, "tiling": {"tile": 160}},  # the workshop's input
+        plain: {"dataset": "bijie", "resized": {"size": 224}},
+    }
+    for folder, manifest in held.items():
+        folder.mkdir()
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+    (note,) = shrink_notes(get_config("workshop", data=f"{plain},{scenes},synthetic"))
+    assert note.startswith(f"note: {scenes} holds images of 1024 px, resized to 160 px for this run (6.4 times")
+    assert note.endswith("`python -m emr_lib data prepare sichuan SRC DEST --size 480 --tile 160` prepares the "
+                         "workshop's input (data/README.md)")  # fmt: skip
+    assert shrink_notes(get_config("workshop", data=f"{tiles},{plain}")) == []
+    assert len(shrink_notes(get_config("workshop", data=str(plain), size=64))) == 1  # 224 px at 64: 3.5 times
