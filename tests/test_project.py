@@ -284,6 +284,13 @@ MIXED = "bijie+sichuan_"  # the run folders of the paper's data combination
         (4, "+DEMA", {"+DEMA": "ablation_dema", "+DEMA+CenterRep": "ablation_dema_centerrep"}, 1, "_vs_dema"),
         (
             4,
+            "+DEMA",
+            {"+DEMA": f"{MIXED}ablation_dema", "+DEMA+CenterRep": f"{MIXED}ablation_dema_centerrep"},
+            1,
+            "_vs_dema_bijie_sichuan",
+        ),
+        (
+            4,
             "baseline",
             {"baseline": f"{MIXED}ablation_baseline", "+DEMA+RMA+CenterRep": f"{MIXED}ablation_dema_rma_centerrep"},
             3,
