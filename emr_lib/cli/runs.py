@@ -29,7 +29,7 @@ from ..provenance import provenance
 from ..training.checkpoints import load_checkpoint, model_from_checkpoint
 from ..training.profiles import PROFILES, TrainConfig, apply_overrides, get_config, parse_override
 from ..training.run_data import run_datasets, scene_split
-from ..training.runs import data_names, keep_records, run_or_reuse
+from ..training.runs import data_names, keep_records, reuse_kept_record, run_or_reuse
 from ..training.runtime import select_device
 from .common import DATA_HELP, DEVICE_HELP, MULTI_DATA_HELP, PROFILE_HELP, CLIError, data_option, in_range
 
@@ -204,6 +204,11 @@ def _cmd_table(args: argparse.Namespace) -> None:
     by_seed, result = {}, {"seeds": seeds, "runs_by_seed": {}}
     for seed in seeds:
         ctx = _table_context(args, seed)
+        if args.from_records:
+            folders = [ctx.run_dir(spec.name) for spec in specs.values()]
+            kept = [folder.name for folder in folders if reuse_kept_record(args.from_records, folder)]
+            if kept:
+                print(f"seed {seed}: copied the kept records of {', '.join(kept)} from {args.from_records}")
         by_seed[seed] = run_table(partial(ctx.run, progress=not args.no_progress), specs)
         result["runs_by_seed"][seed] = {row: str(ctx.run_dir(spec.name)) for row, spec in specs.items()}
     result["runs"] = result["runs_by_seed"][seeds[0]]
@@ -373,6 +378,13 @@ def _add_table(commands) -> None:
     table.add_argument("--device", default="auto", help=DEVICE_HELP)
     table.add_argument("--out", help="runs folder (default: runs/notebooks in the project, the notebooks')")
     table.add_argument("--output-dir", dest="out", help=argparse.SUPPRESS)  # the old name, still accepted
+    table.add_argument(
+        "--from-records",
+        metavar="DIR",
+        help="first copy the kept run records in DIR (figures/workshop/run_records) into the runs folder where it "
+        "has no run yet: a fresh clone rebuilds a committed table without training (records of other settings "
+        "or data are moved aside and trained)",
+    )
     table.add_argument("--json", help="also write the rows and their run folders to this JSON file")
     table.add_argument("--no-progress", action="store_true", help="no progress bars (log lines only)")
     table.set_defaults(func=_cmd_table)

@@ -264,6 +264,19 @@ def keep_records(dest: str | Path, folders_by_seed: dict, records_by_seed: dict)
             atomic_write(json.dumps(portable_record(records_by_seed[seed][row]), indent=1), kept)
 
 
+def reuse_kept_record(kept: str | Path, out: str | Path) -> bool:
+    """Copy ``kept/<out's name>/record.json`` (a record :func:`keep_records` wrote, say the committed
+    ``figures/workshop/run_records``) into run folder ``out`` when ``out`` holds no run yet; return whether it
+    did. The run folder rule then decides: the same settings and data reuse it (a table rebuilt without
+    training, no weights), others move it aside and train."""
+    source, out = Path(kept) / Path(out).name / "record.json", Path(out)
+    if not source.is_file() or (out / "record.json").is_file() or (out / "last.pt").is_file():
+        return False
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(source.read_text(), out / "record.json")
+    return True
+
+
 def run_dir(runs_root: str | Path, profile: str, name: str, seed: int = 0) -> Path:
     """``runs_root/<profile>/<name>``, and ``<name>-seed<N>`` for a seed other than 0, so the
     runs of several seeds sit side by side."""

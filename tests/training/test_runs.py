@@ -122,6 +122,34 @@ def test_runs_travel_with_their_data_to_another_path(tmp_path):
         plan_run(learner / "runs" / "done", other, "resume")
 
 
+def test_kept_records_rebuild_a_table_on_a_fresh_machine_without_training(tmp_path):
+    """``table --from-records``: a record kept beside a table (``keep_records``, as committed) is copied into a
+    runs folder that has no run yet and reused; a folder that holds a run keeps it; other settings train."""
+    from emr_lib.data import SyntheticLandslides
+    from emr_lib.training.runs import keep_records, reuse_kept_record
+
+    SyntheticLandslides(40, size=64, seed=0).save(tmp_path / "data" / "tiny")
+    config = get_config("quick", **TINY, data=str(tmp_path / "data" / "tiny"))
+    trained = run_or_reuse(config, tmp_path / "old" / "run", progress=False)
+    keep_records(tmp_path / "kept", {0: {"row": tmp_path / "old" / "run"}}, {0: {"row": trained}})
+
+    fresh = tmp_path / "fresh" / "run"
+    assert not reuse_kept_record(tmp_path / "kept", tmp_path / "fresh" / "other_name")  # nothing kept by that name
+    assert reuse_kept_record(tmp_path / "kept", fresh)
+    assert plan_run(fresh, config, "auto").action == "reuse"  # no epoch trained, no weights needed
+    assert run_or_reuse(config, fresh, progress=False)["test_metrics"] == trained["test_metrics"]
+    assert not (fresh / "last.pt").exists()
+
+    (fresh / "record.json").write_text(json.dumps({**trained, "status": "mine"}))
+    assert not reuse_kept_record(tmp_path / "kept", fresh)  # a folder with a run of its own keeps it
+    assert json.loads((fresh / "record.json").read_text())["status"] == "mine"
+
+    longer = get_config("quick", **{**TINY, "epochs": 3}, data=str(tmp_path / "data" / "tiny"))
+    elsewhere = tmp_path / "elsewhere" / "run"
+    assert reuse_kept_record(tmp_path / "kept", elsewhere)
+    assert plan_run(elsewhere, longer, "auto", move=False).action == "new"  # other settings: trained, not reused
+
+
 def test_a_fine_tuning_run_is_reused_wherever_its_source_weights_lie(tmp_path):
     import torch
 
