@@ -481,6 +481,27 @@ def test_table4s_status_is_the_papers_combination_when_committed_with_bijie_alon
     assert "on Bijie + Sichuan (the paper's data combination)" in ledger and "| baseline | 0 | 76.43 | - |" in ledger
 
 
+def test_table5s_status_is_the_papers_combination_when_saved_with_bijie_alone_beside_it(tmp_path):
+    from emr_lib.experiments.claims import claim_statuses
+    from emr_lib.workshop.ledger import render_ledger
+
+    results = _results_folder(tmp_path, "table5_differences.csv")
+    alone = claim_statuses(tmp_path)["table5"]
+    assert "Bijie + Sichuan" not in alone and "(one seed, paired over the test images; `table5_differences" in alone
+    before = render_ledger(tmp_path)
+    combined = "row,versus,seed,mIoU_diff,ci_low,ci_high,n_seeds,n_scenes,direction,paper_diff,paper_inside\n"
+    combined += "gam,dema,0,-0.40,-1.90,1.10,1,161,unresolved,-2.80,False\n"
+    combined += "cbam,dema,0,-2.10,-3.50,-0.60,1,161,worse,-0.99,True\n"
+    (results / "table5_bijie_sichuan_differences.csv").write_text(combined)
+    status = claim_statuses(tmp_path)["table5"]
+    assert status.startswith("not detected at this scale: on Bijie + Sichuan (the paper's data), gam minus DEMA -0.40")
+    assert "cbam minus DEMA -2.10 [-3.50, -0.60] worse (one seed, paired over the test scenes (each Bijie" in status
+    assert "`table5_bijie_sichuan_differences.csv`); the paper's difference lies inside the interval for cbam" in status
+    assert status.endswith(f". On Bijie alone: {alone}")
+    shown = lambda ledger: int(ledger.split("The ledger shows ")[1].split()[0])  # noqa: E731
+    assert shown(render_ledger(tmp_path)) == shown(before) + 2  # its two intervals are counted
+
+
 def test_table3s_status_adds_emr_hrnet_against_se_unet_when_that_pair_is_saved(tmp_path):
     from emr_lib.experiments.claims import claim_statuses
 

@@ -231,29 +231,47 @@ def _model_comparison_status(root: Path) -> str:
 
 
 def _blocks_status(root: Path) -> str:
-    """Table 5's status: from its saved pair intervals (each block minus DEMA) when they exist, else
-    from its committed rows (where DEMA ranks, the paper: first, and their spread)."""
-    pairs = [r for r in read_result(root, "table5_differences.csv") if r["versus"] == "dema"]
-    if pairs:
-        pooled = [r for r in pairs if r["seed"] == "all"] or pairs
-        # The paper has DEMA first, so its claim holds where every other block is worse than DEMA.
-        directions = [r["direction"] for r in pooled]
-        if all(d == "worse" for d in directions):
-            word = "direction reproduced"
-        elif "better" in directions and "worse" in directions:
-            word = "mixed"  # some blocks beat DEMA, some lose to it
-        elif "better" in directions:
-            word = "not reproduced"
-        else:
-            word = "not detected at this scale"
-        seeds = "pooled over seeds" if pooled is not pairs else "one seed, paired over the test images"
-        told = ", ".join(
-            f"{r['row']} minus DEMA {format_interval(r['mIoU_diff'], r['ci_low'], r['ci_high'])} {r['direction']}"
-            for r in pooled
-        )
-        inside = [r["row"] for r in pooled if r.get("paper_inside") == "True"]
-        paper = f"the paper's difference lies inside the interval for {', '.join(inside) or 'none of them'}"
-        return f"{word}: {told} ({seeds}; `table5_differences.csv`); {paper}"
+    """Table 5's status: on the paper's combination (Bijie + Sichuan) when its pairs are saved, with Bijie alone
+    beside it; on Bijie from its saved pair intervals (each block minus DEMA) when they exist, else from its
+    committed rows (where DEMA ranks, the paper: first, and their spread)."""
+    alone = _blocks_pairs_status(root) or _blocks_rows_status(root)
+    combined = _blocks_pairs_status(root, COMBINED)
+    if not combined:
+        return alone
+    word, _, said = combined.partition(": ")
+    return f"{word}: on {COMBINED_LABEL} (the paper's data), {said}. On Bijie alone: {alone}"
+
+
+def _blocks_pairs_status(root: Path, suffix: str = "") -> str:
+    """Table 5's status from ``table5<suffix>_differences.csv`` (each block minus DEMA); "" when not saved."""
+    name = f"table5{suffix}_differences.csv"
+    pairs = [r for r in read_result(root, name) if r["versus"] == "dema"]
+    if not pairs:
+        return ""
+    pooled = [r for r in pairs if r["seed"] == "all"] or pairs
+    # The paper has DEMA first, so its claim holds where every other block is worse than DEMA.
+    directions = [r["direction"] for r in pooled]
+    if all(d == "worse" for d in directions):
+        word = "direction reproduced"
+    elif "better" in directions and "worse" in directions:
+        word = "mixed"  # some blocks beat DEMA, some lose to it
+    elif "better" in directions:
+        word = "not reproduced"
+    else:
+        word = "not detected at this scale"
+    units = interval_units(pooled[0], suffix)
+    seeds = "pooled over seeds" if pooled is not pairs else f"one seed, paired over the test {units}"
+    told = ", ".join(
+        f"{r['row']} minus DEMA {format_interval(r['mIoU_diff'], r['ci_low'], r['ci_high'])} {r['direction']}"
+        for r in pooled
+    )
+    inside = [r["row"] for r in pooled if r.get("paper_inside") == "True"]
+    paper = f"the paper's difference lies inside the interval for {', '.join(inside) or 'none of them'}"
+    return f"{word}: {told} ({seeds}; `{name}`); {paper}"
+
+
+def _blocks_rows_status(root: Path) -> str:
+    """Table 5's status from notebook 06's rows alone (no pair intervals saved)."""
     rows = {row["model"]: float(row["mIoU"]) for row in read_result(root, "06_table5.csv")}
     if "dema" not in rows:
         return "cannot run here: not run"

@@ -254,7 +254,7 @@ def _why_differ(root: Path) -> list[str]:
 
 def _comparisons(root: Path) -> list[str]:
     """How many intervals the ledger shows, and what that does to reading a single one."""
-    stems = ("table2", "table3", "table4", f"table4{COMBINED}", "table5")
+    stems = ("table2", "table3", "table4", f"table4{COMBINED}", "table5", f"table5{COMBINED}")
     rows = [r for stem in stems for r in read_result(root, f"{stem}_differences.csv")]
     pooled = sum(r["seed"] == "all" for r in rows)
     excluded = sum(
