@@ -210,7 +210,8 @@ def run_or_reuse(
     if plan.action == "reuse":
         print(f"reusing {shown_path(out)} (test mIoU {100 * plan.record['test_metrics']['mIoU']:.2f})")
         commit = plan.record.get("commit")
-        if models_changed_since(commit):
+        weights = any((Path(out) / name).is_file() for name in ("best.pt", "last.pt"))  # a kept record has none
+        if weights and models_changed_since(commit):
             print(
                 f"note: {shown_path(out)} was trained at commit {commit}; emr_lib/models has changed since, "
                 "so its weights may not match the models as they are now "

@@ -1,4 +1,5 @@
 import json
+import subprocess
 
 import pytest
 
@@ -122,7 +123,7 @@ def test_runs_travel_with_their_data_to_another_path(tmp_path):
         plan_run(learner / "runs" / "done", other, "resume")
 
 
-def test_kept_records_rebuild_a_table_on_a_fresh_machine_without_training(tmp_path):
+def test_kept_records_rebuild_a_table_on_a_fresh_machine_without_training(tmp_path, capsys):
     """``table --from-records``: a record kept beside a table (``keep_records``, as committed) is copied into a
     runs folder that has no run yet and reused; a folder that holds a run keeps it; other settings train."""
     from emr_lib.data import SyntheticLandslides
@@ -139,6 +140,18 @@ def test_kept_records_rebuild_a_table_on_a_fresh_machine_without_training(tmp_pa
     assert plan_run(fresh, config, "auto").action == "reuse"  # no epoch trained, no weights needed
     assert run_or_reuse(config, fresh, progress=False)["test_metrics"] == trained["test_metrics"]
     assert not (fresh / "last.pt").exists()
+    # no weights, so no note that they may not match the models of today, however old the record
+    from emr_lib.provenance import models_changed_since
+
+    first = subprocess.run(["git", "rev-list", "--max-parents=0", "HEAD"], capture_output=True, text=True).stdout
+    old = {**json.loads((fresh / "record.json").read_text()), "commit": first.strip()[:12] or "unknown"}
+    (fresh / "record.json").write_text(json.dumps(old))
+    capsys.readouterr()
+    run_or_reuse(config, fresh, progress=False)
+    assert "reusing" in (shown := capsys.readouterr().out) and "has changed since" not in shown
+    (fresh / "best.pt").write_bytes(b"")  # weights beside it: the note shows where the models changed since
+    run_or_reuse(config, fresh, progress=False)
+    assert ("has changed since" in capsys.readouterr().out) == bool(models_changed_since(old["commit"]))
 
     (fresh / "record.json").write_text(json.dumps({**trained, "status": "mine"}))
     assert not reuse_kept_record(tmp_path / "kept", fresh)  # a folder with a run of its own keeps it
