@@ -274,38 +274,30 @@ def test_no_notebook_carries_test_markers_and_every_episode_links_the_glossary()
         assert "docs/glossary.md" in header, f"{path.name}: the header does not link the glossary"
 
 
-MIXED = "bijie+sichuan_"  # the run folders of the paper's data combination
+MIXED = "_bijie_sichuan"  # the files of the paper's data combination; its run folders start with "bijie+sichuan_"
 
 
+# each committed pair file: its table, rows (the first is the reference), seeds and the saved name's suffix
 @pytest.mark.parametrize(
-    ("table", "reference", "folders", "seeds", "saved"),
+    ("table", "rows", "seeds", "saved"),
     [
-        (4, "baseline", {"baseline": "ablation_baseline", "+DEMA+RMA+CenterRep": "ablation_dema_rma_centerrep"}, 3, ""),
-        (4, "+DEMA", {"+DEMA": "ablation_dema", "+DEMA+CenterRep": "ablation_dema_centerrep"}, 1, "_vs_dema"),
-        (
-            4,
-            "+DEMA",
-            {"+DEMA": f"{MIXED}ablation_dema", "+DEMA+CenterRep": f"{MIXED}ablation_dema_centerrep"},
-            1,
-            "_vs_dema_bijie_sichuan",
-        ),
-        (
-            4,
-            "baseline",
-            {"baseline": f"{MIXED}ablation_baseline", "+DEMA+RMA+CenterRep": f"{MIXED}ablation_dema_rma_centerrep"},
-            3,
-            "_bijie_sichuan",
-        ),
-        (5, "dema", {"dema": "ablation_dema", **{b: f"ablation_block_{b}" for b in ("gam", "parnet", "cbam")}}, 1, ""),
+        (4, ["baseline", "+DEMA+RMA+CenterRep"], 3, ""),
+        (4, ["baseline", "+DEMA+RMA+CenterRep"], 3, MIXED),
+        (4, ["+DEMA", "+DEMA+CenterRep"], 1, "_vs_dema"),
+        (4, ["+DEMA", "+DEMA+CenterRep"], 1, f"_vs_dema{MIXED}"),
+        (5, ["dema", "gam", "parnet", "cbam"], 1, ""),
     ],
 )
-def test_the_committed_run_records_give_the_committed_differences(table, reference, folders, seeds, saved):
+def test_the_committed_run_records_give_the_committed_differences(table, rows, seeds, saved):
     import csv
 
     from emr_lib.data import scene_of
     from emr_lib.evaluation.uncertainty import paired_differences
+    from emr_lib.experiments.tables import table_runs
 
     records = REPO / "figures" / "workshop" / "run_records"
+    prefix = "bijie+sichuan_" if saved.endswith(MIXED) else ""
+    folders = {row: prefix + spec.name for row, spec in table_runs(table, rows).items()}
     by_seed = {
         seed: {
             row: json.loads((records / (folder + ("" if seed == 0 else f"-seed{seed}")) / "record.json").read_text())
@@ -315,7 +307,7 @@ def test_the_committed_run_records_give_the_committed_differences(table, referen
     }
     committed = list(csv.DictReader((REPO / "figures" / "workshop" / f"table{table}{saved}_differences.csv").open()))
     # the combination's intervals resample scenes (a Sichuan scene's tiles together, each Bijie image alone)
-    computed = paired_differences(by_seed, reference, unit_of=scene_of if saved.endswith("_bijie_sichuan") else None)
+    computed = paired_differences(by_seed, rows[0], unit_of=scene_of if prefix else None)
     assert [(str(row["seed"]), row["row"]) for row in computed] == [(row["seed"], row["row"]) for row in committed]
     for ours, theirs in zip(computed, committed):
         assert ours["mIoU_diff"] == pytest.approx(float(theirs["mIoU_diff"]))
