@@ -227,8 +227,32 @@ def render_sichuan_block(root: Path) -> str:
         "--tile 160`), then start the lab with `--data data/sichuan` and keep 05's `models` to HRNet and",
         f"EMR-HRNet. {times}. Pre-run with",
         "`python -m emr_lib table 3 --rows hrnet emr_hrnet --profile workshop --data data/sichuan`.",
+        "",
+        *_combination_lines(root),
     ]
     return "\n".join(["<!-- sichuan:begin -->", *lines, "<!-- sichuan:end -->"])
+
+
+def _combination_lines(root: Path) -> list[str]:
+    """The guide's lines on notebook 06 over Bijie + Sichuan (the paper's ablation data): what a run took there,
+    the median of the committed records of its Table 4-5 rows (the split study's runs aside)."""
+    folders = (root / "figures" / "workshop" / "run_records").glob("bijie+sichuan_ablation_*/record.json")
+    minutes = sorted(
+        json.loads(path.read_text())["wall_time_s"] / 60
+        for path in folders
+        if not path.parent.name.endswith(("_expanded", "_leaky"))
+    )
+    if not minutes:
+        return []
+    median, budget = minutes[len(minutes) // 2], run_budget_minutes(root)
+    past = f"past a workshop run's budget ({budget:.0f} min)" if median > budget else "within a workshop run's budget"
+    return [
+        "Notebook 06 can run the ablation on Bijie and Sichuan together, as the paper did (`--data",
+        f"data/bijie,data/sichuan`). A run there took about {median:.0f} min on this project's 2-core CPU (the median",
+        f"of {len(minutes)} committed runs), {past}, so pre-run its six Table 4 rows the evening before:",
+        "`python -m emr_lib pipeline --profile workshop --data data/bijie,data/sichuan --only 06 --param tables=4",
+        "--go-on`.",
+    ]
 
 
 def _replace_block(text: str, begin: str, end: str, block: str, where: str) -> str:
