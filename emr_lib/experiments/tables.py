@@ -46,6 +46,7 @@ __all__ = [
     "combination_suffix",
     "run_table",
     "table_rows",
+    "resampled_units",
     "table4_run_name",
     "table4_row_of",
     "paper_effects",
@@ -224,7 +225,8 @@ def table_rows(number: int, records: dict[str, dict], dataset: str | None = None
 
     ``dataset`` (:func:`emr_lib.data.dataset_kind`) picks Table 3 for Sichuan in place of Table 2.
     Rows whose run kept its per-image test results get ``mIoU_low`` and ``mIoU_high``: the 95 %
-    bootstrap interval of the mIoU over the test images (:func:`emr_lib.evaluation.uncertainty.bootstrap_interval`).
+    bootstrap interval of the mIoU over the test images (:func:`emr_lib.evaluation.uncertainty.bootstrap_interval`),
+    or over the test scenes where the runs tested tiles (:func:`resampled_units`).
     """
     if number == 2:
         rows = side_by_side(records, comparison_table(dataset).rows)
@@ -234,11 +236,19 @@ def table_rows(number: int, records: dict[str, dict], dataset: str | None = None
         rows = side_by_side(records, TABLE5)
     else:
         rows = _table4_rows(records)
+    unit_of = scene_of if resampled_units(records) == "scenes" else None
     for row, record in zip(rows, records.values()):
-        if "test_per_image" in record:  # Table 3's tiles: resampled by scene
-            tested = by_unit(record["test_per_image"], scene_of if number == 3 else None)
+        if "test_per_image" in record:
+            tested = by_unit(record["test_per_image"], unit_of)
             row["mIoU_low"], row["mIoU_high"] = bootstrap_interval(tested)
     return rows
+
+
+def resampled_units(records: dict[str, dict]) -> str:
+    """What the intervals of a table's rows resample: "scenes" where its runs tested tiles of scenes (Sichuan, alone
+    or beside Bijie, whose images count as a scene each), whose tiles move together; else "images"."""
+    names = [name for record in records.values() for name in record.get("test_per_image", {})]
+    return "scenes" if any(scene_of(name) != name for name in names) else "images"
 
 
 def paper_mIoU(number: int, dataset: str | None = None) -> dict[str, float]:

@@ -49,6 +49,25 @@ def test_run_table_passes_each_spec_to_the_runner_and_rows_sit_beside_the_paper(
     assert row["mIoU_low"] < row["mIoU_high"]  # its interval over the test images, for the dot plot
 
 
+def test_row_intervals_resample_scenes_where_the_runs_tested_tiles_as_on_bijie_and_sichuan_together():
+    from emr_lib.evaluation.uncertainty import bootstrap_interval, by_unit
+    from emr_lib.experiments import resampled_units
+
+    metrics = {"test_metrics": dict.fromkeys(("mIoU", "precision", "recall", "accuracy", "F1"), 0.5), "parameters": 1}
+    # two Sichuan scenes of 4 tiles each beside 4 Bijie images: 6 units, not 12
+    tiles = {
+        f"s{scene}_y{y:05d}_x00000": [[900 - y, 10 + y], [20, 60 + 9 * scene]] for scene in (1, 2) for y in range(4)
+    }
+    bijie = {f"df{i:03d}": [[800, 30 + i], [40 - i, 70]] for i in range(4)}
+    combined = {"+DEMA": metrics | {"test_per_image": tiles | bijie}}
+    assert resampled_units(combined) == "scenes"
+    assert resampled_units({"+DEMA": metrics | {"test_per_image": bijie}}) == "images"
+    (row,) = table_rows(4, combined)
+    scenes = bootstrap_interval(by_unit(tiles | bijie, lambda name: name.split("_y")[0]))
+    assert (row["mIoU_low"], row["mIoU_high"]) == pytest.approx(scenes)
+    assert (row["mIoU_low"], row["mIoU_high"]) != pytest.approx(bootstrap_interval(tiles | bijie))
+
+
 def test_table3_runs_the_models_on_sichuan_in_folds_of_scenes_under_their_own_names():
     from emr_lib.experiments.paper import TABLE3
     from emr_lib.experiments.tables import TABLE3_FOLDS, paper_effects
