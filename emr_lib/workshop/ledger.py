@@ -56,7 +56,8 @@ PAPER_ITEMS = [
          "`05_table3.md`, `table3_seeds.md`", "{table3}"),
     Item("Table 4: ablation", "notebook 06 on Bijie + Sichuan as the paper (`--data A --data B`; its 6524 images "
          "are the expanded count) and on Bijie alone", "`pipeline --only 06 --param tables=4` or `table 4`",
-         "`table4_bijie_sichuan_seeds.md`, `06_table4.md`, `table4_seeds.md`", "{table4}"),
+         "`06_table4_bijie_sichuan.md`, `table4_bijie_sichuan_seeds.md`, `06_table4.md`, `table4_seeds.md`",
+         "{table4}"),
     Item("Table 5: attention blocks", "notebook 06, the block in HRNet's branches swapped",
          "`pipeline --only 06 --param tables=5` or `table 5`", "`06_table5.md`",
          "{table5}"),
