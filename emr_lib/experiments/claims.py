@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 
 from ..evaluation.uncertainty import format_interval
-from .paper import TABLE7
+from .paper import TABLE5, TABLE7
 from .tables import PAPER_COMBINATION, combination_prefix, combination_suffix
 
 __all__ = [
@@ -267,7 +267,9 @@ def _blocks_pairs_status(root: Path, suffix: str = "") -> str:
     )
     inside = [r["row"] for r in pooled if r.get("paper_inside") == "True"]
     paper = f"the paper's difference lies inside the interval for {', '.join(inside) or 'none of them'}"
-    return f"{word}: {told} ({seeds}; `{name}`); {paper}"
+    missing = [block for block in TABLE5 if block != "dema" and block not in {r["row"] for r in pooled}]
+    untrained = f"; {', '.join(missing)} not trained on these data yet" if missing else ""
+    return f"{word}: {told} ({seeds}; `{name}`); {paper}{untrained}"
 
 
 def _blocks_rows_status(root: Path) -> str:

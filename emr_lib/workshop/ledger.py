@@ -59,7 +59,7 @@ PAPER_ITEMS = [
          "`06_table4_bijie_sichuan.md`, `table4_bijie_sichuan_seeds.md`, `06_table4.md`, `table4_seeds.md`",
          "{table4}"),
     Item("Table 5: attention blocks", "notebook 06, the block in HRNet's branches swapped",
-         "`pipeline --only 06 --param tables=5` or `table 5`", "`06_table5.md`",
+         "`pipeline --only 06 --param tables=5` or `table 5`", "`table5_bijie_sichuan_seeds.md`, `06_table5.md`",
          "{table5}"),
     Item("Table 6: other improved models", "none: literature values of models without public code", "-", "-",
          "cannot run here: no code of TransUNet, ShapeFormer, Re-Net variants"),
