@@ -286,7 +286,7 @@ MIXED = "_bijie_sichuan"  # the files of the paper's data combination; its run f
         (4, ["+DEMA", "+DEMA+CenterRep"], 1, "_vs_dema"),
         (4, ["+DEMA", "+DEMA+CenterRep"], 1, f"_vs_dema{MIXED}"),
         (5, ["dema", "gam", "parnet", "cbam"], 1, ""),
-        (5, ["dema", "gam", "parnet"], 1, MIXED),  # CBAM on the combination: not trained yet
+        (5, ["dema", "gam", "parnet", "cbam"], 1, MIXED),
     ],
 )
 def test_the_committed_run_records_give_the_committed_differences(table, rows, seeds, saved):
